@@ -1,0 +1,55 @@
+# Two commands for a fresh machine:  make demo  (the main job on the built-in song)  and  make test.
+# Both create .venv and install what they need; make test also installs the Debian packages the tests
+# use (ffmpeg, fluidsynth + a small GM soundfont, zam-plugins) when run as root with apt-get.
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+DEBIAN_PACKAGES := ffmpeg fluidsynth timgm6mb-soundfont zam-plugins lilv-utils
+
+.PHONY: demo test test-fast bench lint install install-test system-deps clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.installed: $(PY) pyproject.toml
+	$(PIP) install -q -e .
+	touch $@
+
+$(VENV)/.installed-test: $(VENV)/.installed pyproject.toml
+	$(PIP) install -q -e '.[test,dawdreamer]'
+	$(PIP) install -q torch==2.13.0
+	touch $@
+
+install: $(VENV)/.installed
+
+install-test: $(VENV)/.installed-test system-deps
+
+system-deps:
+	@missing=""; for p in $(DEBIAN_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -z "$$missing" ]; then echo "Debian packages present"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "installing Debian packages:$$missing"; \
+	  (apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing >/dev/null) \
+	  || echo "WARNING: could not install$$missing; tests that need them will be skipped"; \
+	else echo "NOTE: not root: Debian packages$$missing not installed; tests that need them will be skipped"; fi
+
+demo: install
+	$(VENV)/bin/plugin-bridge demo -o demo_output
+
+test: install-test
+	$(PY) -m pytest -q
+
+test-fast: install-test
+	$(PY) -m pytest -q -m "not slow"
+
+bench: install-test
+	$(PY) bench/bench_render.py
+
+lint: install-test
+	$(VENV)/bin/ruff check plugin_bridge tests bench
+	$(VENV)/bin/ruff format --check plugin_bridge tests bench
+
+clean:
+	rm -rf $(VENV) demo_output .pytest_cache

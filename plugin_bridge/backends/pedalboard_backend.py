@@ -1,0 +1,125 @@
+"""The default backend: pedalboard's built-in (JUCE) plugins, fused into as few calls as possible.
+
+Consecutive effects that pedalboard has natively (gain, filters, compressor, reverb, delay) become
+one `pedalboard.Pedalboard` processed with ``reset=False`` so state streams across blocks. Effects
+pedalboard lacks run as the numpy backend's stages between them: ``width`` and ``pan`` (M/S and
+panning), and ``limiter`` (pedalboard's Limiter is JUCE's two-stage compressor with automatic
+make-up gain, not a look-ahead brick-wall ceiling, so the bridge's own limiter is used on every
+backend). Neutral effects (0 dB EQ, dry delay...) are skipped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from ..effects import Effect
+from .base import Backend
+from .chain_processor import StageChain
+
+
+def delay_samples(delay_ms: float, sample_rate: float) -> int:
+    """The whole number of samples every backend delays by for ``delay_ms`` at ``sample_rate``."""
+    return max(1, int(round(delay_ms * sample_rate / 1000.0)))
+
+
+def native_plugins(effect: Effect, sample_rate: float) -> list | None:
+    """The pedalboard plugins that render ``effect``, or None when pedalboard has no equivalent."""
+    import pedalboard as pb
+
+    p = effect.params
+    t = effect.type
+    if t == "gain":
+        return [pb.Gain(gain_db=p["gain_db"])]
+    if t == "highpass":
+        return [pb.HighpassFilter(cutoff_frequency_hz=p["cutoff_hz"])]
+    if t == "low_shelf":
+        return [pb.LowShelfFilter(cutoff_frequency_hz=p["cutoff_hz"], gain_db=p["gain_db"], q=p["q"])]
+    if t == "high_shelf":
+        return [pb.HighShelfFilter(cutoff_frequency_hz=p["cutoff_hz"], gain_db=p["gain_db"], q=p["q"])]
+    if t == "peak":
+        return [pb.PeakFilter(cutoff_frequency_hz=p["cutoff_hz"], gain_db=p["gain_db"], q=p["q"])]
+    if t == "compressor":
+        out = [
+            pb.Compressor(
+                threshold_db=p["threshold_db"], ratio=p["ratio"], attack_ms=p["attack_ms"],
+                release_ms=p["release_ms"],
+            )
+        ]
+        if p["makeup_db"]:
+            out.append(pb.Gain(gain_db=p["makeup_db"]))
+        return out
+    if t == "reverb":
+        return [
+            pb.Reverb(
+                room_size=p["room_size"], damping=p["damping"], wet_level=p["wet_level"],
+                dry_level=p["dry_level"], width=p["width"], freeze_mode=0.0,
+            )
+        ]
+    if t == "delay":
+        # pedalboard truncates delay_seconds * sample_rate; a quarter sample above D lands on D exactly
+        d = delay_samples(p["delay_ms"], sample_rate)
+        return [pb.Delay(delay_seconds=(d + 0.25) / sample_rate, feedback=p["feedback"], mix=p["mix"])]
+    return None
+
+
+class _BoardStage:
+    """A fused run of native pedalboard plugins, streaming with ``reset=False``."""
+
+    latency = 0
+
+    def __init__(self, plugins: list, sample_rate: float, channels: int):
+        import pedalboard as pb
+
+        self.board = pb.Pedalboard(plugins)
+        self.sample_rate = float(sample_rate)
+        self.out_channels = channels
+
+    def process(self, block: np.ndarray) -> np.ndarray:
+        if block.shape[1] == 0:
+            return block
+        out = self.board.process(block, self.sample_rate, reset=False)
+        return np.asarray(out, dtype=np.float32)
+
+
+class PedalboardBackend(Backend):
+    """Render chains with pedalboard's built-in plugins (numpy stages for what it lacks)."""
+
+    name = "pedalboard"
+    streaming = True
+
+    @classmethod
+    def unavailable_reason(cls) -> str | None:
+        try:
+            import pedalboard  # noqa: F401
+        except ImportError:
+            return "pedalboard is not installed (pip install pedalboard)"
+        return None
+
+    def prepare(self, effects: Sequence[Effect], sample_rate: float, channels: int) -> StageChain:
+        from .numpy_backend import make_stage
+
+        stages: list = []
+        run: list = []
+        ch = channels
+
+        def flush() -> None:
+            if run:
+                stages.append(_BoardStage(list(run), sample_rate, ch))
+                run.clear()
+
+        for effect in effects:
+            if effect.is_neutral():
+                continue
+            plugins = native_plugins(effect, sample_rate)
+            if plugins is not None:
+                run.extend(plugins)
+                continue
+            flush()
+            stage = make_stage(effect, sample_rate, ch)
+            stages.append(stage)
+            ch = stage.out_channels
+        flush()
+        return StageChain(stages, channels)
+

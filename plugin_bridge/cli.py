@@ -1,0 +1,186 @@
+"""The ``plugin-bridge`` command: parses arguments, calls the API, prints. Nothing else lives here."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from . import __version__
+from .audio_io import SUBTYPES
+from .backends import BACKEND_NAMES, available_backends
+from .chain import list_chains, load_chain, presets_dir
+from .errors import ParameterError, PluginBridgeError
+
+
+def _parse_vector(text: str) -> list[float]:
+    try:
+        return [float(v) for v in text.replace(" ", "").split(",") if v != ""]
+    except ValueError:
+        raise ParameterError(f"--vector must be comma-separated numbers, got {text!r}") from None
+
+
+def load_params_file(path: str | Path) -> dict:
+    """Read a params JSON file: ``{"name": value, ...}``, ``{"values": {...}}`` or ``{"vector": [...]}``.
+
+    Returns ``{"values": dict}`` or ``{"vector": list}``.
+    """
+    p = Path(path)
+    try:
+        data = json.loads(p.read_text(encoding="utf-8"))
+    except OSError as e:
+        raise ParameterError(f"{p}: cannot read parameters ({e.strerror or e})") from None
+    except json.JSONDecodeError as e:
+        raise ParameterError(f"{p}: not valid JSON ({e.msg} at line {e.lineno})") from None
+    if not isinstance(data, dict):
+        raise ParameterError(f"{p}: expected a JSON object of parameter values")
+    if "vector" in data:
+        return {"vector": data["vector"]}
+    values = data.get("values", data)
+    if not isinstance(values, dict):
+        raise ParameterError(f"{p}: 'values' must be an object of name: number")
+    return {"values": values}
+
+
+def _cmd_render(args: argparse.Namespace) -> int:
+    from .render import render_file
+
+    values = vector = None
+    if args.params and args.vector:
+        raise ParameterError("give --params or --vector, not both")
+    if args.params:
+        loaded = load_params_file(args.params)
+        values, vector = loaded.get("values"), loaded.get("vector")
+    elif args.vector:
+        vector = _parse_vector(args.vector)
+    result = render_file(
+        args.input, args.output, chain=args.chain, values=values, vector=vector, backend=args.backend,
+        tail=not args.no_tail, downmix=args.downmix, subtype=SUBTYPES[args.bit_depth] if args.bit_depth else None,
+        progress=args.progress,
+    )
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2))
+    else:
+        print(
+            f"wrote {result.output}: {result.frames / result.sample_rate:.2f} s, {result.channels} ch, "
+            f"{result.sample_rate} Hz, backend {result.backend}, {result.realtime_factor:.0f}x real time"
+        )
+    return 0
+
+
+def _cmd_chains(args: argparse.Namespace) -> int:
+    chains = [load_chain(n) for n in list_chains()]
+    if args.json:
+        print(json.dumps([c.to_dict() | {"parameters": len(c.space)} for c in chains], indent=2))
+        return 0
+    for c in chains:
+        print(f"{c.name:<10} {len(c.slots):>2} effects, {len(c.space):>2} parameters ({c.space.version})  {c.description}")
+    return 0
+
+
+def _cmd_params(args: argparse.Namespace) -> int:
+    chain = load_chain(args.chain)
+    space = chain.space
+    if args.json:
+        print(json.dumps(space.to_dict(), indent=2))
+        return 0
+    print(f"space {space.version} (fingerprint {space.fingerprint}) of chain {chain.name}: {len(space)} parameters")
+    print(f"{'#':>3}  {'name':<22} {'unit':<6} {'min':>8} {'max':>8} {'default':>8}  curve")
+    for i, s in enumerate(space):
+        print(f"{i:>3}  {s.name:<22} {s.unit:<6} {s.min:>8g} {s.max:>8g} {s.default:>8g}  {s.curve}")
+    return 0
+
+
+def _cmd_backends(args: argparse.Namespace) -> int:
+    status = available_backends()
+    if args.json:
+        print(json.dumps({k: {"available": v is None, "reason": v} for k, v in status.items()}, indent=2))
+        return 0
+    for name, reason in status.items():
+        print(f"{name:<11} {'available' if reason is None else 'unavailable: ' + reason}")
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from .audio_io import write_audio
+    from .demo import demo_song
+    from .render import render_file
+
+    out = Path(args.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    song = demo_song(seconds=args.seconds)
+    src = write_audio(out / "demo_song.wav", song, 44100)
+    params = load_params_file(presets_dir() / "factory" / "demo.json")
+    result = render_file(src, out / "demo_mix.wav", chain="default", values=params.get("values"),
+                         backend=args.backend)
+    print(f"demo song:  {src}")
+    print(f"demo mix:   {result.output} (chain default, backend {result.backend}, "
+          f"{result.realtime_factor:.0f}x real time)")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``plugin-bridge`` command."""
+    parser = argparse.ArgumentParser(
+        prog="plugin-bridge", description="Render audio through AI-predictable effect chains on real plugins."
+    )
+    parser.add_argument("--version", action="version", version=f"plugin-bridge {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log details")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    r = sub.add_parser("render", help="render an audio file through a chain")
+    r.add_argument("input", help="input audio (wav, flac, ogg, mp3)")
+    r.add_argument("-o", "--output", required=True, help="output file (.wav 32-bit float or .flac 24-bit)")
+    r.add_argument("--chain", default="default", help="shipped chain name or chain file (default: default)")
+    r.add_argument("--params", help="JSON file of real-unit values {name: value} or {'vector': [...]}")
+    r.add_argument("--vector", help="normalized values v1,v2,... in the chain's parameter order")
+    r.add_argument("--backend", default="auto", choices=("auto", *BACKEND_NAMES))
+    r.add_argument("--no-tail", action="store_true", help="cut the output at the input's length")
+    r.add_argument("--downmix", action="store_true", help="fold inputs with more than 2 channels to stereo")
+    r.add_argument("--bit-depth", choices=tuple(SUBTYPES), help="output sample format (default: wav 32f, flac 24)")
+    r.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                   help="progress bar (default: on a terminal for inputs over 10 s)")
+    r.add_argument("--json", action="store_true", help="print the result as JSON")
+    r.set_defaults(func=_cmd_render)
+
+    c = sub.add_parser("chains", help="list the shipped chains")
+    c.add_argument("--json", action="store_true")
+    c.set_defaults(func=_cmd_chains)
+
+    p = sub.add_parser("params", help="show a chain's parameter space (units, ranges, curves)")
+    p.add_argument("--chain", default="default")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_cmd_params)
+
+    b = sub.add_parser("backends", help="which render backends can run here")
+    b.add_argument("--json", action="store_true")
+    b.set_defaults(func=_cmd_backends)
+
+    d = sub.add_parser("demo", help="write the built-in demo song and render it through the default chain")
+    d.add_argument("-o", "--output-dir", default="demo_output")
+    d.add_argument("--seconds", type=float, default=20.0)
+    d.add_argument("--backend", default="auto", choices=("auto", *BACKEND_NAMES))
+    d.set_defaults(func=_cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit code (0 ok, 1 a reported error, 2 bad arguments)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s: %(message)s")
+    try:
+        return int(args.func(args) or 0)
+    except PluginBridgeError as e:
+        print(f"plugin-bridge: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("plugin-bridge: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

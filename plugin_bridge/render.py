@@ -1,0 +1,239 @@
+"""Render audio through a chain on a backend: in memory or file to file, streaming in blocks.
+
+The renderer owns what every backend shares: input validation, clamping frequencies below
+Nyquist, feeding silence for effect tails and for latency, trimming latency off the front, fixed
+block sizes (so the same input gives bit-identical output) and atomic writes.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .audio_io import (
+    DEFAULT_BLOCK,
+    AtomicAudioWriter,
+    check_audio_array,
+    check_output_path,
+    inspect_audio,
+    iter_blocks,
+)
+from .backends import Backend, Processor, get_backend
+from .chain import Chain, load_chain
+from .effects import Effect, clamp_to_sample_rate, tail_seconds
+from .errors import BackendError, ParameterError, PluginBridgeError
+
+ProgressFn = Callable[[int], None]
+
+
+@dataclass(frozen=True)
+class RenderResult:
+    """What a file render produced: where, how long, how fast."""
+
+    output: str
+    sample_rate: int
+    channels: int
+    frames: int
+    backend: str
+    seconds: float
+    latency_samples: int
+    tail_frames: int
+    effects: tuple[Effect, ...]
+
+    @property
+    def realtime_factor(self) -> float:
+        """Audio seconds rendered per wall-clock second."""
+        return (self.frames / self.sample_rate) / self.seconds if self.seconds > 0 else math.inf
+
+    def to_dict(self) -> dict:
+        """JSON-ready summary."""
+        return {
+            "output": self.output,
+            "sample_rate": self.sample_rate,
+            "channels": self.channels,
+            "frames": self.frames,
+            "duration_s": self.frames / self.sample_rate,
+            "backend": self.backend,
+            "render_seconds": round(self.seconds, 4),
+            "realtime_factor": round(self.realtime_factor, 1),
+            "latency_samples": self.latency_samples,
+            "tail_frames": self.tail_frames,
+            "effects": [e.to_dict() for e in self.effects],
+        }
+
+
+def resolve_effects(
+    chain: Chain | str | os.PathLike | Sequence[Effect] = "default",
+    values: Mapping[str, float] | None = None,
+    vector: Sequence[float] | np.ndarray | None = None,
+) -> list[Effect]:
+    """Concrete effects from a chain (object, shipped name or file) and its parameters.
+
+    Give either real-unit ``values`` (``{"comp.threshold_db": -18, ...}``) or a normalized model
+    ``vector``, or neither for the chain's defaults. A list of `Effect` is returned as is.
+    """
+    if isinstance(chain, Sequence) and not isinstance(chain, str) and all(isinstance(e, Effect) for e in chain):
+        if values is not None or vector is not None:
+            raise ParameterError("values/vector apply to a chain, not to a list of effects")
+        return list(chain)
+    ch = chain if isinstance(chain, Chain) else load_chain(chain)  # type: ignore[arg-type]
+    if values is not None and vector is not None:
+        raise ParameterError("give parameter values or a vector, not both")
+    if vector is not None:
+        return ch.resolve_vector(vector)
+    return ch.resolve(values)
+
+
+def chain_tail_frames(effects: Sequence[Effect], sample_rate: float) -> int:
+    """Frames of silence to feed after the input so reverb and delay tails ring out (~-60 dB)."""
+    return int(math.ceil(sum(tail_seconds(e) for e in effects) * sample_rate))
+
+
+def _backend(backend: str | Backend) -> Backend:
+    return backend if isinstance(backend, Backend) else get_backend(backend)
+
+
+def _prepare(backend: Backend, effects: Sequence[Effect], sample_rate: float, channels: int) -> Processor:
+    effects = [clamp_to_sample_rate(e, sample_rate) for e in effects]
+    try:
+        return backend.prepare(effects, sample_rate, channels)
+    except PluginBridgeError:
+        raise
+    except Exception as e:  # a backend library failing to build the chain
+        raise BackendError(f"backend {backend.name!r} could not build the chain: {e}") from e
+
+
+def _zeros(channels: int, frames: int, block_size: int) -> Iterator[np.ndarray]:
+    while frames > 0:
+        n = min(block_size, frames)
+        yield np.zeros((channels, n), dtype=np.float32)
+        frames -= n
+
+
+def _run(
+    processor: Processor,
+    backend: Backend,
+    blocks: Iterable[np.ndarray],
+    channels: int,
+    extra: int,
+    block_size: int,
+    progress: ProgressFn | None = None,
+) -> Iterator[np.ndarray]:
+    """Feed blocks plus ``extra`` frames of silence; yield output with ``latency`` trimmed off."""
+    latency = processor.latency
+    source = _chain_blocks(blocks, _zeros(channels, extra + latency, block_size))
+    if not backend.streaming:
+        whole = np.concatenate(list(source), axis=1)
+        source = iter([whole])
+    to_skip = latency
+    for block in source:
+        try:
+            out = processor.process(block)
+        except PluginBridgeError:
+            raise
+        except Exception as e:
+            raise BackendError(f"backend {backend.name!r} failed while rendering: {e}") from e
+        if out.shape[1] != block.shape[1]:
+            raise BackendError(
+                f"backend {backend.name!r} returned {out.shape[1]} frames for a {block.shape[1]}-frame block"
+            )
+        if progress:
+            progress(block.shape[1])
+        if to_skip:
+            cut = min(to_skip, out.shape[1])
+            out = out[:, cut:]
+            to_skip -= cut
+        if out.shape[1]:
+            if not np.isfinite(out).all():
+                raise BackendError(f"backend {backend.name!r} produced non-finite samples (NaN/Inf)")
+            yield out
+
+
+def _chain_blocks(*iterables: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
+    for it in iterables:
+        yield from it
+
+
+def render_array(
+    audio: np.ndarray,
+    sample_rate: float,
+    chain: Chain | str | os.PathLike | Sequence[Effect] = "default",
+    values: Mapping[str, float] | None = None,
+    vector: Sequence[float] | np.ndarray | None = None,
+    backend: str | Backend = "auto",
+    tail: bool = False,
+    block_size: int = DEFAULT_BLOCK,
+) -> np.ndarray:
+    """Render an in-memory signal through a chain; returns ``(channels, samples)`` float32.
+
+    ``audio`` is ``(channels, samples)`` or 1-D mono at ``sample_rate`` Hz. The output has the
+    input's length, plus the effects' tails when ``tail`` is true. Latency is compensated.
+    """
+    arr = check_audio_array(audio, sample_rate)
+    effects = resolve_effects(chain, values, vector)
+    be = _backend(backend)
+    proc = _prepare(be, effects, sample_rate, arr.shape[0])
+    extra = chain_tail_frames(effects, sample_rate) if tail else 0
+    blocks = (arr[:, i : i + block_size] for i in range(0, arr.shape[1], block_size))
+    out = list(_run(proc, be, blocks, arr.shape[0], extra, block_size))
+    return np.concatenate(out, axis=1)
+
+
+def _progress_bar(total: int, enabled: bool | None, duration: float):
+    if enabled is None:
+        enabled = duration > 10.0 and sys.stderr.isatty()
+    if not enabled:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="frame", unit_scale=True, desc="render", leave=False, file=sys.stderr)
+
+
+def render_file(
+    input_path: str | os.PathLike,
+    output_path: str | os.PathLike,
+    chain: Chain | str | os.PathLike | Sequence[Effect] = "default",
+    values: Mapping[str, float] | None = None,
+    vector: Sequence[float] | np.ndarray | None = None,
+    backend: str | Backend = "auto",
+    tail: bool = True,
+    downmix: bool = False,
+    subtype: str | None = None,
+    block_size: int = DEFAULT_BLOCK,
+    progress: bool | None = None,
+) -> RenderResult:
+    """Render an audio file through a chain and write the result atomically.
+
+    Reads wav/flac/ogg/mp3 in blocks (memory stays bounded on the streaming backends), writes
+    wav (32-bit float) or flac (24-bit). The output keeps effect tails unless ``tail`` is false.
+    Everything is validated before any audio is processed; the input is never overwritten.
+    """
+    info = inspect_audio(input_path, downmix)
+    out = check_output_path(output_path, (input_path,))
+    effects = resolve_effects(chain, values, vector)
+    be = _backend(backend)
+    channels = min(info.channels, 2)
+    proc = _prepare(be, effects, info.sample_rate, channels)
+    extra = chain_tail_frames(effects, info.sample_rate) if tail else 0
+    bar = _progress_bar(info.frames + extra + proc.latency, progress, info.duration)
+    start = time.perf_counter()
+    try:
+        with AtomicAudioWriter(out, info.sample_rate, proc.out_channels, subtype) as writer:
+            blocks = iter_blocks(input_path, block_size, downmix)
+            for block in _run(proc, be, blocks, channels, extra, block_size, bar.update if bar else None):
+                writer.write(block)
+    finally:
+        if bar:
+            bar.close()
+    elapsed = time.perf_counter() - start
+    return RenderResult(
+        str(Path(out)), info.sample_rate, proc.out_channels, writer.frames, be.name, elapsed,
+        proc.latency, extra, tuple(effects),
+    )

@@ -103,7 +103,9 @@ def downmix_to_stereo(block: np.ndarray) -> np.ndarray:
 def _check_finite(block: np.ndarray, path: str, offset: int) -> None:
     if not np.isfinite(block).all():
         bad = np.argwhere(~np.isfinite(block))[0]
-        raise AudioError(f"{path}: non-finite sample (NaN or Inf) at channel {bad[0]}, frame {offset + bad[1]}")
+        raise AudioError(
+            f"{path}: non-finite sample (NaN or Inf) at channel {bad[0]}, frame {offset + bad[1]}"
+        )
 
 
 def iter_blocks(

@@ -97,7 +97,12 @@ class Chain:
         for slot in self.slots:
             params: dict = dict(slot.fixed)
             for pname, spec in slot.predicted.items():
-                params[pname] = {"min": spec.min, "max": spec.max, "default": spec.default, "curve": spec.curve}
+                params[pname] = {
+                    "min": spec.min,
+                    "max": spec.max,
+                    "default": spec.default,
+                    "curve": spec.curve,
+                }
             effects.append({"id": slot.id, "type": slot.type, "params": params})
         return {
             "name": self.name,
@@ -120,7 +125,9 @@ def _slot_from_dict(raw: object, index: int, where: str) -> Slot:
         raise ChainError(f"{where}: effect {sid!r}: {e}") from None
     unknown_keys = set(raw) - {"id", "type", "params"}
     if unknown_keys:
-        raise ChainError(f"{where}: effect {sid!r}: unknown keys {sorted(unknown_keys)} (valid: id, type, params)")
+        raise ChainError(
+            f"{where}: effect {sid!r}: unknown keys {sorted(unknown_keys)} (valid: id, type, params)"
+        )
     params = raw.get("params") or {}
     if not isinstance(params, Mapping):
         raise ChainError(f"{where}: effect {sid!r}: 'params' must be a mapping")
@@ -143,8 +150,14 @@ def _slot_from_dict(raw: object, index: int, where: str) -> Slot:
                     )
                 default = float(value.get("default", min(max(base.default, lo), hi)))
                 predicted[pname] = ParamSpec(
-                    f"{sid}.{pname}", base.unit, lo, hi, default,
-                    str(value.get("curve", base.curve)), base.step, base.description,
+                    f"{sid}.{pname}",
+                    base.unit,
+                    lo,
+                    hi,
+                    default,
+                    str(value.get("curve", base.curve)),
+                    base.step,
+                    base.description,
                 )
             else:
                 fixed[pname] = base.check(value, where=f"{sid}.")

@@ -57,8 +57,15 @@ def _cmd_render(args: argparse.Namespace) -> int:
     elif args.vector:
         vector = _parse_vector(args.vector)
     result = render_file(
-        args.input, args.output, chain=args.chain, values=values, vector=vector, backend=args.backend,
-        tail=not args.no_tail, downmix=args.downmix, subtype=SUBTYPES[args.bit_depth] if args.bit_depth else None,
+        args.input,
+        args.output,
+        chain=args.chain,
+        values=values,
+        vector=vector,
+        backend=args.backend,
+        tail=not args.no_tail,
+        downmix=args.downmix,
+        subtype=SUBTYPES[args.bit_depth] if args.bit_depth else None,
         progress=args.progress,
     )
     if args.json:
@@ -77,7 +84,9 @@ def _cmd_chains(args: argparse.Namespace) -> int:
         print(json.dumps([c.to_dict() | {"parameters": len(c.space)} for c in chains], indent=2))
         return 0
     for c in chains:
-        print(f"{c.name:<10} {len(c.slots):>2} effects, {len(c.space):>2} parameters ({c.space.version})  {c.description}")
+        print(
+            f"{c.name:<10} {len(c.slots):>2} effects, {len(c.space):>2} parameters ({c.space.version})  {c.description}"
+        )
     return 0
 
 
@@ -87,7 +96,9 @@ def _cmd_params(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(space.to_dict(), indent=2))
         return 0
-    print(f"space {space.version} (fingerprint {space.fingerprint}) of chain {chain.name}: {len(space)} parameters")
+    print(
+        f"space {space.version} (fingerprint {space.fingerprint}) of chain {chain.name}: {len(space)} parameters"
+    )
     print(f"{'#':>3}  {'name':<22} {'unit':<6} {'min':>8} {'max':>8} {'default':>8}  curve")
     for i, s in enumerate(space):
         print(f"{i:>3}  {s.name:<22} {s.unit:<6} {s.min:>8g} {s.max:>8g} {s.default:>8g}  {s.curve}")
@@ -114,11 +125,14 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     song = demo_song(seconds=args.seconds)
     src = write_audio(out / "demo_song.wav", song, 44100)
     params = load_params_file(presets_dir() / "factory" / "demo.json")
-    result = render_file(src, out / "demo_mix.wav", chain="default", values=params.get("values"),
-                         backend=args.backend)
+    result = render_file(
+        src, out / "demo_mix.wav", chain="default", values=params.get("values"), backend=args.backend
+    )
     print(f"demo song:  {src}")
-    print(f"demo mix:   {result.output} (chain default, backend {result.backend}, "
-          f"{result.realtime_factor:.0f}x real time)")
+    print(
+        f"demo mix:   {result.output} (chain default, backend {result.backend}, "
+        f"{result.realtime_factor:.0f}x real time)"
+    )
     return 0
 
 
@@ -140,9 +154,15 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--backend", default="auto", choices=("auto", *BACKEND_NAMES))
     r.add_argument("--no-tail", action="store_true", help="cut the output at the input's length")
     r.add_argument("--downmix", action="store_true", help="fold inputs with more than 2 channels to stereo")
-    r.add_argument("--bit-depth", choices=tuple(SUBTYPES), help="output sample format (default: wav 32f, flac 24)")
-    r.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
-                   help="progress bar (default: on a terminal for inputs over 10 s)")
+    r.add_argument(
+        "--bit-depth", choices=tuple(SUBTYPES), help="output sample format (default: wav 32f, flac 24)"
+    )
+    r.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="progress bar (default: on a terminal for inputs over 10 s)",
+    )
     r.add_argument("--json", action="store_true", help="print the result as JSON")
     r.set_defaults(func=_cmd_render)
 
@@ -171,7 +191,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code (0 ok, 1 a reported error, 2 bad arguments)."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s: %(message)s"
+    )
     try:
         return int(args.func(args) or 0)
     except PluginBridgeError as e:

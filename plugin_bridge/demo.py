@@ -60,7 +60,10 @@ def demo_stems(seconds: float = 20.0, sample_rate: int = 44100, bpm: float = 110
         bass_f = _hz(chord[0] - 24)
         bass = np.tanh(2.5 * np.sin(2 * np.pi * bass_f * tb)) * _env(bar, sr, 0.005, 1.2) * 0.45
         _place(stems["bass"], np.stack([bass, bass]), at)
-        pad = sum(np.sin(2 * np.pi * _hz(nt) * tb + k) + 0.3 * np.sin(4 * np.pi * _hz(nt) * tb) for k, nt in enumerate(chord))
+        pad = sum(
+            np.sin(2 * np.pi * _hz(nt) * tb + k) + 0.3 * np.sin(4 * np.pi * _hz(nt) * tb)
+            for k, nt in enumerate(chord)
+        )
         pad = pad * _env(bar, sr, 0.3, 3.0) * 0.12
         _place(stems["pad"], np.stack([pad, pad * 0.9]), at)
     step = beat // 2
@@ -68,7 +71,11 @@ def demo_stems(seconds: float = 20.0, sample_rate: int = 44100, bpm: float = 110
     tn = np.arange(note_n) / sr
     for i in range(n // step + 1):
         f = _hz(_LEAD[i % len(_LEAD)])
-        tone = sum(np.sin(2 * np.pi * f * h * tn) / h for h in (1, 2, 3, 4)) * _env(note_n, sr, 0.01, 0.25) * 0.18
+        tone = (
+            sum(np.sin(2 * np.pi * f * h * tn) / h for h in (1, 2, 3, 4))
+            * _env(note_n, sr, 0.01, 0.25)
+            * 0.18
+        )
         _place(stems["lead"], np.stack([tone * 0.8, tone]), i * step)
     return {k: v.astype(np.float32) for k, v in stems.items()}
 

@@ -168,7 +168,11 @@ def clamp_to_sample_rate(effect: Effect, sample_rate: float) -> Effect:
             changed[name] = limit
             log.warning(
                 "%s.%s=%g Hz is above 0.45 x the sample rate (%g Hz); using %g Hz",
-                effect.id, name, v, sample_rate, limit,
+                effect.id,
+                name,
+                v,
+                sample_rate,
+                limit,
             )
     if not changed:
         return effect

@@ -79,7 +79,11 @@ def resolve_effects(
     Give either real-unit ``values`` (``{"comp.threshold_db": -18, ...}``) or a normalized model
     ``vector``, or neither for the chain's defaults. A list of `Effect` is returned as is.
     """
-    if isinstance(chain, Sequence) and not isinstance(chain, str) and all(isinstance(e, Effect) for e in chain):
+    if (
+        isinstance(chain, Sequence)
+        and not isinstance(chain, str)
+        and all(isinstance(e, Effect) for e in chain)
+    ):
         if values is not None or vector is not None:
             raise ParameterError("values/vector apply to a chain, not to a list of effects")
         return list(chain)
@@ -234,6 +238,13 @@ def render_file(
             bar.close()
     elapsed = time.perf_counter() - start
     return RenderResult(
-        str(Path(out)), info.sample_rate, proc.out_channels, writer.frames, be.name, elapsed,
-        proc.latency, extra, tuple(effects),
+        str(Path(out)),
+        info.sample_rate,
+        proc.out_channels,
+        writer.frames,
+        be.name,
+        elapsed,
+        proc.latency,
+        extra,
+        tuple(effects),
     )

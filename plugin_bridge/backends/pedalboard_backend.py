@@ -43,7 +43,9 @@ def native_plugins(effect: Effect, sample_rate: float) -> list | None:
     if t == "compressor":
         out = [
             pb.Compressor(
-                threshold_db=p["threshold_db"], ratio=p["ratio"], attack_ms=p["attack_ms"],
+                threshold_db=p["threshold_db"],
+                ratio=p["ratio"],
+                attack_ms=p["attack_ms"],
                 release_ms=p["release_ms"],
             )
         ]
@@ -53,8 +55,12 @@ def native_plugins(effect: Effect, sample_rate: float) -> list | None:
     if t == "reverb":
         return [
             pb.Reverb(
-                room_size=p["room_size"], damping=p["damping"], wet_level=p["wet_level"],
-                dry_level=p["dry_level"], width=p["width"], freeze_mode=0.0,
+                room_size=p["room_size"],
+                damping=p["damping"],
+                wet_level=p["wet_level"],
+                dry_level=p["dry_level"],
+                width=p["width"],
+                freeze_mode=0.0,
             )
         ]
     if t == "delay":
@@ -122,4 +128,3 @@ class PedalboardBackend(Backend):
             ch = stage.out_channels
         flush()
         return StageChain(stages, channels)
-

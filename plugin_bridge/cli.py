@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import logging
 import sys
@@ -136,6 +137,10 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+#: Modules that add their own sub-commands with ``register(subparsers)`` (each stays thin too).
+_COMMAND_MODULES: tuple[str, ...] = ("cli_mastering",)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``plugin-bridge`` command."""
     parser = argparse.ArgumentParser(
@@ -184,6 +189,9 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--seconds", type=float, default=20.0)
     d.add_argument("--backend", default="auto", choices=("auto", *BACKEND_NAMES))
     d.set_defaults(func=_cmd_demo)
+
+    for module in _COMMAND_MODULES:
+        importlib.import_module(f"{__package__}.{module}").register(sub)
     return parser
 
 

@@ -16,12 +16,8 @@ import numpy as np
 
 from ..effects import Effect
 from .base import Backend
-from .chain_processor import StageChain
-
-
-def delay_samples(delay_ms: float, sample_rate: float) -> int:
-    """The whole number of samples every backend delays by for ``delay_ms`` at ``sample_rate``."""
-    return max(1, int(round(delay_ms * sample_rate / 1000.0)))
+from .dsp import Stage, delay_samples, pedalboard_delay_seconds
+from .numpy_backend import NumpyProcessor, make_stage
 
 
 def native_plugins(effect: Effect, sample_rate: float) -> list | None:
@@ -64,29 +60,29 @@ def native_plugins(effect: Effect, sample_rate: float) -> list | None:
             )
         ]
     if t == "delay":
-        # pedalboard truncates delay_seconds * sample_rate; a quarter sample above D lands on D exactly
+        # pedalboard truncates float32(delay_seconds) * sample_rate; D + 0.5 samples lands on D exactly
         d = delay_samples(p["delay_ms"], sample_rate)
-        return [pb.Delay(delay_seconds=(d + 0.25) / sample_rate, feedback=p["feedback"], mix=p["mix"])]
+        return [
+            pb.Delay(
+                delay_seconds=pedalboard_delay_seconds(d, sample_rate), feedback=p["feedback"], mix=p["mix"]
+            )
+        ]
     return None
 
 
-class _BoardStage:
+class _BoardStage(Stage):
     """A fused run of native pedalboard plugins, streaming with ``reset=False``."""
-
-    latency = 0
 
     def __init__(self, plugins: list, sample_rate: float, channels: int):
         import pedalboard as pb
 
+        super().__init__(channels)
         self.board = pb.Pedalboard(plugins)
         self.sample_rate = float(sample_rate)
-        self.out_channels = channels
 
-    def process(self, block: np.ndarray) -> np.ndarray:
-        if block.shape[1] == 0:
-            return block
-        out = self.board.process(block, self.sample_rate, reset=False)
-        return np.asarray(out, dtype=np.float32)
+    def _process(self, x: np.ndarray) -> np.ndarray:
+        out = self.board.process(x.astype(np.float32), self.sample_rate, reset=False)
+        return np.asarray(out, dtype=np.float64)
 
 
 class PedalboardBackend(Backend):
@@ -103,9 +99,7 @@ class PedalboardBackend(Backend):
             return "pedalboard is not installed (pip install pedalboard)"
         return None
 
-    def prepare(self, effects: Sequence[Effect], sample_rate: float, channels: int) -> StageChain:
-        from .numpy_backend import make_stage
-
+    def prepare(self, effects: Sequence[Effect], sample_rate: float, channels: int) -> NumpyProcessor:
         stages: list = []
         run: list = []
         ch = channels
@@ -127,4 +121,4 @@ class PedalboardBackend(Backend):
             stages.append(stage)
             ch = stage.out_channels
         flush()
-        return StageChain(stages, channels)
+        return NumpyProcessor(stages, channels)

@@ -1,0 +1,94 @@
+"""Sample-recursive loops that cannot be vectorised: written as plain Python over numpy arrays.
+
+When numba imports, each loop is compiled with ``numba.njit(cache=True)``; otherwise the same
+Python code runs as is (correct, but far slower). ``HAVE_NUMBA`` says which one is in use.
+Every kernel takes and returns its running state so that callers can stream block by block.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+try:  # numba is optional: the pure-Python loops below are the reference
+    import numba
+
+    HAVE_NUMBA = True
+except Exception:  # pragma: no cover - depends on the environment
+    numba = None
+    HAVE_NUMBA = False
+
+
+def _jit(func):
+    """``func`` compiled by numba when available; falls back to ``func`` if compiling fails."""
+    if not HAVE_NUMBA:
+        return func
+    state = {"run": numba.njit(cache=True, nogil=True)(func)}
+
+    def call(*args):
+        try:
+            return state["run"](*args)
+        except Exception as e:  # a numba failure (not a data error): keep going in pure Python
+            if state["run"] is func:
+                raise
+            log.warning("numba could not compile %s (%s); using the pure-Python loop", func.__name__, e)
+            state["run"] = func
+            return func(*args)
+
+    return call
+
+
+def _peak_envelope(x, env0, cte_attack, cte_release, out):  # pragma: no cover - compiled
+    env = env0
+    for i in range(x.shape[0]):
+        v = abs(x[i])
+        cte = cte_attack if v > env else cte_release
+        env = v + cte * (env - v)
+        out[i] = env
+    return env
+
+
+def _release_smoother(s, g0, coeff, out):  # pragma: no cover - compiled
+    g = g0
+    for i in range(s.shape[0]):
+        v = s[i]
+        if v <= g:
+            g = v
+        else:
+            g = g + coeff * (v - g)
+        out[i] = g
+    return g
+
+
+_peak_envelope_k = _jit(_peak_envelope)
+_release_smoother_k = _jit(_release_smoother)
+
+
+def peak_envelope(
+    x: np.ndarray, env0: float, cte_attack: float, cte_release: float
+) -> tuple[np.ndarray, float]:
+    """Peak ballistics (JUCE ``BallisticsFilter``, peak mode) of one channel ``x`` (linear amplitude).
+
+    ``env[n] = |x[n]| + cte * (env[n-1] - |x[n]|)`` with ``cte = cte_attack`` while ``|x[n]|`` is
+    above ``env[n-1]`` and ``cte_release`` otherwise. Returns the envelope (float64, same length)
+    and its last value, the ``env0`` of the next block.
+    """
+    x = np.ascontiguousarray(x, dtype=np.float64)
+    out = np.empty_like(x)
+    last = _peak_envelope_k(x, float(env0), float(cte_attack), float(cte_release), out)
+    return out, float(last)
+
+
+def release_smoother(s: np.ndarray, g0: float, coeff: float) -> tuple[np.ndarray, float]:
+    """Instant-attack, one-pole-release smoothing of a gain curve ``s`` (linear gain).
+
+    ``g[n] = s[n]`` when ``s[n] <= g[n-1]``, else ``g[n-1] + coeff * (s[n] - g[n-1])``; ``g0`` is
+    ``g[-1]``. Returns the smoothed gain (float64) and its last value.
+    """
+    s = np.ascontiguousarray(s, dtype=np.float64)
+    out = np.empty_like(s)
+    last = _release_smoother_k(s, float(g0), float(coeff), out)
+    return out, float(last)

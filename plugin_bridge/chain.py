@@ -184,7 +184,8 @@ def chain_from_dict(data: Mapping, source: str = "<dict>") -> Chain:
     return Chain(name, slots, ParamSpace(tuple(specs), version), str(data.get("description", "")), source)
 
 
-def _read_structured(path: Path) -> object:
+def read_structured_file(path: Path) -> object:
+    """Parse a YAML or JSON file (by suffix); errors name the file and the problem."""
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as e:
@@ -212,12 +213,12 @@ def load_chain(name_or_path: str | os.PathLike) -> Chain:
     if candidate.suffix.lower() in CHAIN_SUFFIXES or candidate.exists():
         if not candidate.is_file():
             raise ChainError(f"chain file not found: {candidate}")
-        return chain_from_dict(_read_structured(candidate), str(candidate))
+        return chain_from_dict(read_structured_file(candidate), str(candidate))
     folder = presets_dir() / "chains"
     for suffix in CHAIN_SUFFIXES:
         path = folder / f"{name_or_path}{suffix}"
         if path.is_file():
-            return chain_from_dict(_read_structured(path), str(path))
+            return chain_from_dict(read_structured_file(path), str(path))
     raise ChainError(f"unknown chain {str(name_or_path)!r}; shipped chains: {', '.join(list_chains())}")
 
 

@@ -79,6 +79,28 @@ def _cmd_render(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_render_session(args: argparse.Namespace) -> int:
+    from .mixer import render_session
+
+    result = render_session(
+        args.session,
+        args.output,
+        stems_out=args.stems_out,
+        backend=args.backend,
+        tail=not args.no_tail,
+        subtype=SUBTYPES[args.bit_depth] if args.bit_depth else None,
+    )
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2))
+    else:
+        rtf = result.to_dict()["realtime_factor"]
+        print(
+            f"wrote {result.output}: {result.frames / result.sample_rate:.2f} s, {len(result.stems)} stems, "
+            f"backend {result.backend}, {rtf:.0f}x real time"
+        )
+    return 0
+
+
 def _cmd_chains(args: argparse.Namespace) -> int:
     chains = [load_chain(n) for n in list_chains()]
     if args.json:
@@ -170,6 +192,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     r.add_argument("--json", action="store_true", help="print the result as JSON")
     r.set_defaults(func=_cmd_render)
+
+    rs = sub.add_parser("render-session", help="render a multitrack session (tracks, buses, sends, master)")
+    rs.add_argument("session", help="session file (YAML or JSON)")
+    rs.add_argument("-o", "--output", required=True, help="mix file (.wav or .flac)")
+    rs.add_argument("--stems-out", help="also write every processed track to this folder")
+    rs.add_argument("--backend", default="auto", choices=("auto", *BACKEND_NAMES))
+    rs.add_argument("--no-tail", action="store_true", help="cut the mix at the longest stem's length")
+    rs.add_argument("--bit-depth", choices=tuple(SUBTYPES))
+    rs.add_argument("--json", action="store_true")
+    rs.set_defaults(func=_cmd_render_session)
 
     c = sub.add_parser("chains", help="list the shipped chains")
     c.add_argument("--json", action="store_true")

@@ -23,7 +23,7 @@ import numpy as np
 
 from .audio_io import DEFAULT_BLOCK, AtomicAudioWriter, check_output_path, inspect_audio, iter_blocks
 from .backends import Backend, get_backend
-from .backends.dsp import FeedbackDelay, pan_gains
+from .backends.dsp import PlainDelay, pan_gains
 from .effects import clamp_to_sample_rate
 from .errors import AudioError, BackendError, PluginBridgeError
 from .render import chain_tail_frames
@@ -40,13 +40,16 @@ def track_pan_gains(pan: float, channels: int) -> tuple[float, float]:
 
 
 def pan_to_stereo(x: np.ndarray, pan: float, gain: float = 1.0) -> np.ndarray:
-    """``(1 or 2, n)`` audio panned to ``(2, n)`` by `track_pan_gains`, times a linear ``gain``."""
+    """``(1 or 2, n)`` audio panned to ``(2, n)`` by `track_pan_gains`, times a linear ``gain``.
+
+    Keeps the input's dtype (float32 in the mixer)."""
     gl, gr = track_pan_gains(pan, x.shape[0])
+    gain = x.dtype.type(gain)
     if x.shape[0] == 1:
-        return np.vstack((x * (gain * gl), x * (gain * gr)))
+        return np.vstack((x * x.dtype.type(gain * gl), x * x.dtype.type(gain * gr)))
     if gl == gr == 1.0:
         return x * gain if gain != 1.0 else x
-    return np.vstack((x[0:1] * (gain * gl), x[1:2] * (gain * gr)))
+    return np.vstack((x[0:1] * x.dtype.type(gain * gl), x[1:2] * x.dtype.type(gain * gr)))
 
 
 class _Source:
@@ -118,11 +121,11 @@ class _Edge:
 
     def __init__(self, target: str, gain: float, delay: int, pre_fader: bool):
         self.target, self.gain, self.pre_fader = target, gain, pre_fader
-        self.delay = FeedbackDelay(2, delay, 0.0, 1.0) if delay > 0 else None
+        self.delay = PlainDelay(2, delay) if delay > 0 else None
 
     def carry(self, x: np.ndarray) -> np.ndarray:
         y = x * self.gain if self.gain != 1.0 else x
-        return self.delay.process64(y) if self.delay is not None else y
+        return self.delay.process(y) if self.delay is not None else y
 
 
 def _db(db: float) -> float:
@@ -197,7 +200,7 @@ class SessionGraph:
 
     def process(self, n: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """Render the next ``n`` frames: the master block ``(2, n)`` and each audible track's stem."""
-        acc = {b.name: np.zeros((2, n)) for b in (*self.session.buses, self.session.master)}
+        acc = {b.name: np.zeros((2, n), dtype=np.float32) for b in (*self.session.buses, self.session.master)}
         stems = {}
         master_out = acc[MASTER]
         for name in self.session.order:
@@ -205,7 +208,7 @@ class SessionGraph:
             if node.is_track:
                 if name not in self.sources:
                     continue
-                x = self.sources[name].read(n).astype(np.float64)
+                x = self.sources[name].read(n)
             else:
                 x = acc[name]
             if node.invert:
@@ -213,7 +216,7 @@ class SessionGraph:
             proc = self.processors.get(name)
             if proc is not None:
                 try:
-                    x = np.asarray(proc.process(x.astype(np.float32)), dtype=np.float64)
+                    x = np.asarray(proc.process(x), dtype=np.float32)
                 except PluginBridgeError:
                     raise
                 except Exception as e:
@@ -339,9 +342,9 @@ def render_session(
             opened.append(w.__enter__())
         for mix, stems in _blocks(graph, frames, block_size):
             _check_finite(mix, graph.backend.name)
-            mix_writer.write(mix.astype(np.float32))
+            mix_writer.write(mix)
             for k, w in writers.items():
-                w.write(stems[k].astype(np.float32))
+                w.write(stems[k])
     except BaseException as e:
         for w in opened:
             w.__exit__(type(e), e, None)

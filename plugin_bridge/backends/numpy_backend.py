@@ -105,16 +105,20 @@ class NumpyProcessor:
             )
         n = x.shape[1]
         if n <= MAX_PIECE:
-            return self._run(x).astype(np.float32)
+            return self._run(x).astype(np.float32, copy=False)
         out = np.empty((self.out_channels, n), dtype=np.float32)
         for i in range(0, n, MAX_PIECE):
             out[:, i : i + MAX_PIECE] = self._run(x[:, i : i + MAX_PIECE])
         return out
 
     def _run(self, x: np.ndarray) -> np.ndarray:
-        y = x.astype(np.float64)
+        """Run every stage; float64 between numpy stages, float32 into and out of float32-native ones."""
+        y = x
         for stage in self.stages:
-            y = stage.process64(y)
+            if stage.native_float32:
+                y = stage.process(y.astype(np.float32, copy=False))
+            else:
+                y = stage.process64(y.astype(np.float64, copy=False))
         return y
 
 

@@ -71,7 +71,9 @@ def native_plugins(effect: Effect, sample_rate: float) -> list | None:
 
 
 class _BoardStage(Stage):
-    """A fused run of native pedalboard plugins, streaming with ``reset=False``."""
+    """A fused run of native pedalboard plugins, streaming with ``reset=False`` (float32 native)."""
+
+    native_float32 = True
 
     def __init__(self, plugins: list, sample_rate: float, channels: int):
         import pedalboard as pb
@@ -80,9 +82,15 @@ class _BoardStage(Stage):
         self.board = pb.Pedalboard(plugins)
         self.sample_rate = float(sample_rate)
 
+    def process(self, block: np.ndarray) -> np.ndarray:
+        """Process a ``(channels, n)`` block in float32 through pedalboard."""
+        x = np.asarray(block, dtype=np.float32)
+        if x.shape[1] == 0:
+            return x
+        return self.board.process(x, self.sample_rate, reset=False)
+
     def _process(self, x: np.ndarray) -> np.ndarray:
-        out = self.board.process(x.astype(np.float32), self.sample_rate, reset=False)
-        return np.asarray(out, dtype=np.float64)
+        return np.asarray(self.process(x), dtype=np.float64)
 
 
 class PedalboardBackend(Backend):

@@ -9,7 +9,7 @@ Modules by domain: `filters` (JUCE's RBJ biquads and first-order high-pass), `dy
 
 from __future__ import annotations
 
-from .delay import FeedbackDelay, delay_samples, pedalboard_delay_seconds
+from .delay import FeedbackDelay, PlainDelay, delay_samples, pedalboard_delay_seconds
 from .dynamics import Compressor, Limiter, ballistics_coefficient, compressor_curve_db
 from .filters import (
     SosFilter,
@@ -30,6 +30,7 @@ __all__ = [
     "Identity",
     "Limiter",
     "Pan",
+    "PlainDelay",
     "SosFilter",
     "Stage",
     "Width",

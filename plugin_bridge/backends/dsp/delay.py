@@ -53,3 +53,22 @@ class FeedbackDelay(Stage):
             self._pos = (self._pos + k) % d
             i += k
         return (1.0 - self.mix) * x + self.mix * wet
+
+
+class PlainDelay(Stage):
+    """A pure delay of ``samples`` whole samples (no feedback, no dry): latency compensation.
+
+    One concatenation per block, so its cost does not depend on how short the delay is.
+    """
+
+    def __init__(self, channels: int, samples: int) -> None:
+        super().__init__(channels)
+        self.samples = int(samples)
+        self._buf = np.zeros((channels, self.samples))
+
+    def _process(self, x: np.ndarray) -> np.ndarray:
+        if self.samples == 0:
+            return x
+        joined = np.concatenate((self._buf, x), axis=1)
+        self._buf = joined[:, -self.samples :].copy()
+        return joined[:, : x.shape[1]]

@@ -21,6 +21,8 @@ class Stage:
     """Base class of every DSP stage; subclasses implement `_process` on float64 blocks."""
 
     latency: int = 0
+    #: True for stages whose engine works in float32 (pedalboard): `process` is their fast path.
+    native_float32: bool = False
 
     def __init__(self, channels: int, out_channels: int | None = None) -> None:
         self.channels = int(channels)

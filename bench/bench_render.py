@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -58,6 +59,10 @@ def _audio(seconds: float) -> np.ndarray:
     return demo_song(seconds=seconds, sample_rate=SR)
 
 
+def _load(path: str) -> np.ndarray:
+    return np.load(path)
+
+
 def _raw_pedalboard(audio: np.ndarray) -> np.ndarray:
     """The default chain written by hand against pedalboard's API."""
     import pedalboard as pb
@@ -95,11 +100,12 @@ def _raw_pedalboard(audio: np.ndarray) -> np.ndarray:
     return (y * 10 ** (v["output.gain_db"] / 20)).astype(np.float32)
 
 
-def run_one(backend: str, seconds: float, repeats: int) -> dict:
+def run_one(backend: str, audio_path: str, repeats: int) -> dict:
     """Time one backend (or 'raw') in this process; returns times, RTF and peak RSS."""
     from plugin_bridge import render_array
 
-    audio = _audio(seconds)
+    audio = _load(audio_path)
+    seconds = audio.shape[1] / SR
     if backend == "raw":
         fn = lambda: _raw_pedalboard(audio)  # noqa: E731
     else:
@@ -128,33 +134,30 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=float, default=60.0)
     ap.add_argument("--repeats", type=int, default=5)
-    ap.add_argument("--one", help=argparse.SUPPRESS)
+    ap.add_argument("--one", nargs=2, help=argparse.SUPPRESS)
     ap.add_argument("--json", help="also write the results here")
     args = ap.parse_args()
     if args.one:
-        print(json.dumps(run_one(args.one, args.seconds, args.repeats)))
+        print(json.dumps(run_one(args.one[0], args.one[1], args.repeats)))
         return
+    import tempfile
+
+    audio_file = tempfile.NamedTemporaryFile(suffix=".npy", delete=False)
+    np.save(audio_file, _audio(args.seconds))
+    audio_file.close()
     from plugin_bridge.backends import available_backends
 
     names = ["raw"] + [b for b, why in available_backends().items() if why is None]
     results = {}
     for name in names:
         out = subprocess.run(
-            [
-                sys.executable,
-                __file__,
-                "--one",
-                name,
-                "--seconds",
-                str(args.seconds),
-                "--repeats",
-                str(args.repeats),
-            ],
+            [sys.executable, __file__, "--one", name, audio_file.name, "--repeats", str(args.repeats)],
             capture_output=True,
             text=True,
             check=True,
         )
         results[name] = json.loads(out.stdout.strip().splitlines()[-1])
+    os.unlink(audio_file.name)
     raw = results["raw"]["median_s"]
     print(
         f"{args.seconds:g} s stereo {SR} Hz through the default chain, {args.repeats} repeats, median (best)"

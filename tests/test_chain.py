@@ -13,7 +13,7 @@ from plugin_bridge.errors import ChainError, ParameterError
 
 def test_shipped_chains_load():
     names = list_chains()
-    assert {"default", "vocal", "master"} <= set(names)
+    assert {"channel", "default", "vocal", "master"} <= set(names)
     for name in names:
         chain = load_chain(name)
         assert chain.resolve()  # defaults are valid
@@ -76,7 +76,7 @@ def test_chain_files_in_json_and_broken_yaml(tmp_path):
     bad.write_text("effects: [ {id: g\n")
     with pytest.raises(ChainError, match="not valid YAML"):
         load_chain(bad)
-    with pytest.raises(ChainError, match="unknown chain 'nope'; shipped chains: default"):
+    with pytest.raises(ChainError, match="unknown chain 'nope'; shipped chains: channel, default, master, vocal"):
         load_chain("nope")
 
 

@@ -61,14 +61,16 @@ class PlainDelay(Stage):
     One concatenation per block, so its cost does not depend on how short the delay is.
     """
 
+    native_float32 = True
+
     def __init__(self, channels: int, samples: int) -> None:
         super().__init__(channels)
         self.samples = int(samples)
-        self._buf = np.zeros((channels, self.samples))
+        self._buf = np.zeros((channels, self.samples), dtype=np.float32)
 
     def _process(self, x: np.ndarray) -> np.ndarray:
         if self.samples == 0:
             return x
-        joined = np.concatenate((self._buf, x), axis=1)
+        joined = np.concatenate((self._buf.astype(x.dtype, copy=False), x), axis=1)
         self._buf = joined[:, -self.samples :].copy()
         return joined[:, : x.shape[1]]

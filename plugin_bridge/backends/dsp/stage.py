@@ -21,7 +21,8 @@ class Stage:
     """Base class of every DSP stage; subclasses implement `_process` on float64 blocks."""
 
     latency: int = 0
-    #: True for stages whose engine works in float32 (pedalboard): `process` is their fast path.
+    #: True for stages that work in float32 without loss that matters (pedalboard's engine, pure
+    #: gains and mid/side sums): `process` then runs `_process` on float32 directly.
     native_float32: bool = False
 
     def __init__(self, channels: int, out_channels: int | None = None) -> None:
@@ -30,17 +31,22 @@ class Stage:
 
     def process(self, block: np.ndarray) -> np.ndarray:
         """Process the next ``(channels, n)`` block; returns ``(out_channels, n)`` float32."""
+        if self.native_float32:
+            return self._checked(block, np.float32).astype(np.float32, copy=False)
         return self.process64(block).astype(np.float32)
 
     def process64(self, block: np.ndarray) -> np.ndarray:
         """Process the next ``(channels, n)`` block in float64; returns ``(out_channels, n)`` float64."""
-        x = np.asarray(block, dtype=np.float64)
+        return self._checked(block, np.float64)
+
+    def _checked(self, block: np.ndarray, dtype: type) -> np.ndarray:
+        x = np.asarray(block, dtype=dtype)
         if x.ndim != 2 or x.shape[0] != self.channels:
             raise AudioError(
                 f"{type(self).__name__}: expected a ({self.channels}, samples) block, got shape {x.shape}"
             )
         if x.shape[1] == 0:
-            return np.zeros((self.out_channels, 0))
+            return np.zeros((self.out_channels, 0), dtype=dtype)
         return self._process(x)
 
     def _process(self, x: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
@@ -50,6 +56,8 @@ class Stage:
 class Identity(Stage):
     """Passes audio unchanged (a neutral effect)."""
 
+    native_float32 = True
+
     def _process(self, x: np.ndarray) -> np.ndarray:
         return x
 
@@ -57,12 +65,14 @@ class Identity(Stage):
 class Gain(Stage):
     """Multiplies every channel by a fixed linear gain."""
 
+    native_float32 = True
+
     def __init__(self, channels: int, gain: float) -> None:
         super().__init__(channels)
         self.gain = float(gain)
 
     def _process(self, x: np.ndarray) -> np.ndarray:
-        return x * self.gain
+        return x * x.dtype.type(self.gain)
 
 
 def db_to_gain(db: float) -> float:

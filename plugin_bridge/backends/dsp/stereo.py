@@ -21,13 +21,16 @@ def apply_width(x: np.ndarray, width: float) -> np.ndarray:
     """Scale the side signal of stereo ``x`` by ``width`` (ratio); mono input is returned unchanged."""
     if x.shape[0] != 2:
         return x
-    mid = 0.5 * (x[0] + x[1])
-    side = 0.5 * width * (x[0] - x[1])
+    half = x.dtype.type(0.5)
+    mid = half * (x[0] + x[1])
+    side = x.dtype.type(0.5 * width) * (x[0] - x[1])
     return np.stack((mid + side, mid - side))
 
 
 class Width(Stage):
     """Mid/side width: M = (L+R)/2, S = (L-R)/2 * width, L = M+S, R = M-S."""
+
+    native_float32 = True
 
     def __init__(self, channels: int, width: float) -> None:
         super().__init__(channels)

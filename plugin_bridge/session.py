@@ -28,8 +28,8 @@ A session file (YAML or JSON) describes::
 Chain specs: a shipped chain name or chain file path (string), ``{chain: NAME_OR_PATH, values:
 {...}}``, ``{chain: NAME_OR_PATH, vector: [...]}``, or ``{effects: [{id, type, params}, ...]}``.
 
-Signal flow of a track or bus: input -> polarity -> chain -> pre-fader sends -> fader (gain_db) ->
-pan -> post-fader sends -> output. Pan laws: a mono source is panned with the constant-power
+Signal flow of a track or bus: input -> polarity -> chain -> pan -> pre-fader sends -> fader
+(gain_db) -> post-fader sends -> output. Pan laws: a mono source is panned with the constant-power
 sin/cos law (-3 dB each side at centre, sum of powers constant); a stereo source is balanced (the
 far side attenuated as cos/sin normalised so the centre is unity; hard left leaves the left channel
 at +3 dB, the right silent). Everything after the pan is stereo.

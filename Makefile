@@ -35,7 +35,7 @@ system-deps:
 	  || echo "WARNING: could not install$$missing; tests that need them will be skipped"; \
 	else echo "NOTE: not root: Debian packages$$missing not installed; tests that need them will be skipped"; fi
 
-demo: install
+demo: install system-deps
 	$(VENV)/bin/plugin-bridge demo -o demo_output
 
 test: install-test

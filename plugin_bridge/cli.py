@@ -141,21 +141,30 @@ def _cmd_backends(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from .audio_io import write_audio
     from .demo import demo_song
+    from .mixer import render_session
+    from .multitrack import make_multitrack
     from .render import render_file
 
     out = Path(args.output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    song = demo_song(seconds=args.seconds)
-    src = write_audio(out / "demo_song.wav", song, 44100)
+    # 1. a stereo song through the default chain, with the factory demo settings
+    song = write_audio(out / "demo_song.wav", demo_song(seconds=args.seconds), 44100)
     params = load_params_file(presets_dir() / "factory" / "demo.json")
-    result = render_file(
-        src, out / "demo_mix.wav", chain="default", values=params.get("values"), backend=args.backend
+    single = render_file(
+        song, out / "demo_mix.wav", chain="default", values=params.get("values"), backend=args.backend
     )
-    print(f"demo song:  {src}")
+    print(f"stereo song:      {song}")
     print(
-        f"demo mix:   {result.output} (chain default, backend {result.backend}, "
-        f"{result.realtime_factor:.0f}x real time)"
+        f"  mixed:          {single.output} (chain default, {single.backend}, {single.realtime_factor:.0f}x real time)"
     )
+    # 2. a multitrack song from MIDI: stems (fluidsynth, or the built-in synth), session, mix
+    session = make_multitrack(out / "multitrack", seed=args.seed, seconds=args.seconds)
+    mix = render_session(
+        session, out / "multitrack_mix.wav", stems_out=out / "multitrack" / "processed", backend=args.backend
+    )
+    print(f"multitrack song:  {session} ({len(mix.stems)} stems)")
+    rtf = mix.to_dict()["realtime_factor"]
+    print(f"  mixed:          {mix.output} ({mix.backend}, {rtf:.0f}x real time)")
     return 0
 
 
@@ -216,9 +225,10 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--json", action="store_true")
     b.set_defaults(func=_cmd_backends)
 
-    d = sub.add_parser("demo", help="write the built-in demo song and render it through the default chain")
+    d = sub.add_parser("demo", help="render the built-in demo songs (stereo and multitrack)")
     d.add_argument("-o", "--output-dir", default="demo_output")
-    d.add_argument("--seconds", type=float, default=20.0)
+    d.add_argument("--seconds", type=float, default=30.0)
+    d.add_argument("--seed", type=int, default=0, help="which procedural multitrack song")
     d.add_argument("--backend", default="auto", choices=("auto", *BACKEND_NAMES))
     d.set_defaults(func=_cmd_demo)
 

@@ -45,7 +45,10 @@ test-fast: install-test
 	$(PY) -m pytest -q -m "not slow"
 
 bench: install-test
+	$(PIP) install -q -e '.[bench]'
 	$(PY) bench/bench_render.py
+	$(PY) bench/bench_session.py
+	$(PY) bench/bench_reference.py
 
 lint: install-test
 	$(VENV)/bin/ruff check plugin_bridge tests bench

@@ -18,7 +18,44 @@ from .errors import AudioError, BackendError, ChainError, FormatError, Parameter
 from .params import ParamSpace, ParamSpec, default_space
 from .render import RenderResult, render_array, render_file, resolve_effects
 
+#: Names served lazily (their modules import scipy.signal, ~1 s), so `import plugin_bridge` stays fast.
+_LAZY = {
+    "analyze": "analysis",
+    "plot_analysis": "analysis",
+    "TARGETS": "mastering",
+    "LoudnessTarget": "mastering",
+    "MasterResult": "mastering",
+    "master_array": "mastering",
+    "master_file": "mastering",
+    "match_reference": "mastering",
+    "render_session": "mixer",
+    "render_session_array": "mixer",
+    "Session": "session",
+    "load_session": "session",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module 'plugin_bridge' has no attribute {name!r}")
+
+
 __all__ = [
+    "TARGETS",
+    "LoudnessTarget",
+    "MasterResult",
+    "Session",
+    "analyze",
+    "load_session",
+    "master_array",
+    "master_file",
+    "match_reference",
+    "plot_analysis",
+    "render_session",
+    "render_session_array",
     "EFFECT_TYPES",
     "AudioError",
     "BackendError",

@@ -15,7 +15,7 @@ import math
 import os
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,11 +52,11 @@ def pan_to_stereo(x: np.ndarray, pan: float, gain: float = 1.0) -> np.ndarray:
     return np.vstack((x[0:1] * x.dtype.type(gain * gl), x[1:2] * x.dtype.type(gain * gr)))
 
 
-class _Source:
+class StemSource:
     """A stem file read in blocks of any size: resampled if needed, silence after its end."""
 
     def __init__(self, track: Node, sample_rate: int):
-        self.frames = _frames_at(track, sample_rate)
+        self.frames = stem_frames(track, sample_rate)
         info = inspect_audio(track.file)
         self.name = track.name
         self.channels = info.channels
@@ -108,7 +108,8 @@ class _Source:
         return out
 
 
-def _frames_at(track: Node, sample_rate: int) -> int:
+def stem_frames(track: Node, sample_rate: int) -> int:
+    """Length of a track's stem in frames at ``sample_rate`` (after resampling)."""
     try:
         info = inspect_audio(track.file)
     except AudioError as e:
@@ -132,17 +133,45 @@ def _db(db: float) -> float:
     return 10.0 ** (db / 20.0)
 
 
+def node_latencies(session: Session, own: Mapping[str, int]) -> dict[str, int]:
+    """Total latency (samples) at each node's output: inputs aligned to the latest arrival, plus the
+    node's ``own`` chain latency (missing names count 0)."""
+    total: dict[str, int] = {}
+    incoming: dict[str, list[str]] = {}
+    for a, b in session.edges():
+        incoming.setdefault(b, []).append(a)
+    for name in session.order:
+        arrival = max((total[a] for a in incoming.get(name, [])), default=0)
+        total[name] = arrival + int(own.get(name, 0))
+    return total
+
+
+def session_tail_frames(session: Session, sample_rate: int) -> int:
+    """Frames of tail after the longest stem: the longest track tail + the longest bus tail + the
+    master's."""
+    tails = {n: chain_tail_frames(session.node(n).effects, sample_rate) for n in session.order}
+    track_tail = max((tails[t.name] for t in session.tracks), default=0)
+    bus_tail = max((tails[b.name] for b in session.buses), default=0)
+    return track_tail + bus_tail + tails[MASTER]
+
+
+def session_sample_rate(session: Session) -> int:
+    """The session's sample rate, or the first track's."""
+    if session.sample_rate is not None:
+        return int(session.sample_rate)
+    return int(inspect_audio(session.tracks[0].file).sample_rate)
+
+
 class SessionGraph:
     """A session prepared for rendering on one backend: processors, sources, edges, latencies."""
 
     def __init__(self, session: Session, backend: str | Backend = "auto"):
         self.session = session
         self.backend = backend if isinstance(backend, Backend) else get_backend(backend)
-        first = inspect_audio(session.tracks[0].file) if session.sample_rate is None else None
-        self.sample_rate = int(session.sample_rate or first.sample_rate)  # type: ignore[union-attr]
+        self.sample_rate = session_sample_rate(session)
         audible = {t.name for t in session.audible_tracks}
-        self.sources = {t.name: _Source(t, self.sample_rate) for t in session.tracks if t.name in audible}
-        self.length = max(_frames_at(t, self.sample_rate) for t in session.tracks)
+        self.sources = {t.name: StemSource(t, self.sample_rate) for t in session.tracks if t.name in audible}
+        self.length = max(stem_frames(t, self.sample_rate) for t in session.tracks)
         self.processors = {}
         for name in session.order:
             node = session.node(name)
@@ -153,25 +182,14 @@ class SessionGraph:
                     self.processors[name] = self.backend.prepare(fx, self.sample_rate, channels)
                 except PluginBridgeError as e:
                     raise SessionError(f"{session.source}: {name!r}: {e}") from None
-        self.total = self._latencies()
+        self.total = node_latencies(session, {n: self._own_latency(n) for n in session.order})
         self.edges = self._edges()
         self.latency = self.total[MASTER]
-        self.tail = self._tail_frames()
+        self.tail = session_tail_frames(session, self.sample_rate)
 
     def _own_latency(self, name: str) -> int:
         proc = self.processors.get(name)
         return int(proc.latency) if proc is not None else 0
-
-    def _latencies(self) -> dict[str, int]:
-        """Total latency (samples) at each node's output, inputs aligned to the latest arrival."""
-        total: dict[str, int] = {}
-        incoming: dict[str, list[str]] = {}
-        for a, b in self.session.edges():
-            incoming.setdefault(b, []).append(a)
-        for name in self.session.order:
-            arrival = max((total[a] for a in incoming.get(name, [])), default=0)
-            total[name] = arrival + self._own_latency(name)
-        return total
 
     def _arrival(self, name: str) -> int:
         return self.total[name] - self._own_latency(name)
@@ -189,14 +207,6 @@ class SessionGraph:
                 edges.append(_Edge(node.output, 1.0, self._arrival(node.output) - self.total[name], False))
             out[name] = edges
         return out
-
-    def _tail_frames(self) -> int:
-        tails = {
-            n: chain_tail_frames(self.session.node(n).effects, self.sample_rate) for n in self.session.order
-        }
-        track_tail = max((tails[t.name] for t in self.session.tracks), default=0)
-        bus_tail = max((tails[b.name] for b in self.session.buses), default=0)
-        return track_tail + bus_tail + tails[MASTER]
 
     def process(self, n: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """Render the next ``n`` frames: the master block ``(2, n)`` and each audible track's stem."""
@@ -294,6 +304,10 @@ def render_session_array(
 ) -> tuple[np.ndarray, int, dict[str, np.ndarray]]:
     """Render a session in memory: ``(mix (2, n) float32, sample_rate, {track: stem (2, n) float32})``."""
     s = session if isinstance(session, Session) else load_session(session)
+    if getattr(backend, "name", backend) == "dawdreamer":  # one native RenderEngine graph
+        from .dawdreamer_session import render_session_dawdreamer
+
+        return render_session_dawdreamer(s, tail)
     graph = SessionGraph(s, backend)
     frames = graph.length + (graph.tail if tail else 0)
     mixes, stems = [], {t: [] for t in graph.sources}
@@ -302,11 +316,12 @@ def render_session_array(
         for k, v in st.items():
             stems[k].append(v)
     out = np.concatenate(mixes, axis=1).astype(np.float32)
-    _check_finite(out, graph.backend.name)
+    check_finite_mix(out, graph.backend.name)
     return out, graph.sample_rate, {k: np.concatenate(v, axis=1).astype(np.float32) for k, v in stems.items()}
 
 
-def _check_finite(x: np.ndarray, backend: str) -> None:
+def check_finite_mix(x: np.ndarray, backend: str) -> None:
+    """Raise `BackendError` if a rendered mix holds NaN or Inf."""
     if not np.isfinite(x).all():
         raise BackendError(f"backend {backend!r} produced non-finite samples (NaN/Inf) in the mix")
 
@@ -327,7 +342,13 @@ def render_session(
     stem_dir = Path(stems_out) if stems_out else None
     if stem_dir is not None:
         stem_dir.mkdir(parents=True, exist_ok=True)
-    graph = SessionGraph(s, backend)
+    native = getattr(backend, "name", backend) == "dawdreamer"
+    if native:  # one native RenderEngine graph, the whole session in one block
+        from .dawdreamer_session import DawDreamerSessionGraph
+
+        graph = DawDreamerSessionGraph(s)
+    else:
+        graph = SessionGraph(s, backend)
     frames = graph.length + (graph.tail if tail else 0)
     start = time.perf_counter()
     writers = {}
@@ -340,8 +361,11 @@ def render_session(
     try:
         for w in (mix_writer, *writers.values()):
             opened.append(w.__enter__())
-        for mix, stems in _blocks(graph, frames, block_size):
-            _check_finite(mix, graph.backend.name)
+        blocks = (
+            graph.blocks(tail, bool(writers), block_size) if native else _blocks(graph, frames, block_size)
+        )
+        for mix, stems in blocks:
+            check_finite_mix(mix, graph.backend.name)
             mix_writer.write(mix)
             for k, w in writers.items():
                 w.write(stems[k])

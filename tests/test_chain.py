@@ -76,7 +76,9 @@ def test_chain_files_in_json_and_broken_yaml(tmp_path):
     bad.write_text("effects: [ {id: g\n")
     with pytest.raises(ChainError, match="not valid YAML"):
         load_chain(bad)
-    with pytest.raises(ChainError, match="unknown chain 'nope'; shipped chains: channel, default, master, vocal"):
+    with pytest.raises(
+        ChainError, match="unknown chain 'nope'; shipped chains: channel, default, master, vocal"
+    ):
         load_chain("nope")
 
 

@@ -1,0 +1,360 @@
+"""Mastering: loudness targets checked by an independent meter, the true-peak limiter, reference
+matching, the stated edge-case behaviours, the Python API and the CLI.
+
+The independent meter is ffmpeg's ``ebur128=peak=true`` filter run on the WRITTEN files; its
+summary prints one decimal. Tolerances: integrated loudness within 0.5 LU of the target (the
+promise) and within 0.2 LU of our own reading; true peak at or below the ceiling + 0.1 dB.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+import soundfile as sf
+from signals import SR, noise, pink_noise, sine
+
+from plugin_bridge.backends.dsp.dynamics import Limiter
+from plugin_bridge.cli import main
+from plugin_bridge.cli_mastering import TARGET_NAMES
+from plugin_bridge.demo import demo_song
+from plugin_bridge.errors import AudioError, ParameterError
+from plugin_bridge.loudness import amplitude_to_db, integrated_loudness, short_loudness, true_peak
+from plugin_bridge.mastering import (
+    TARGETS,
+    LoudnessTarget,
+    detect_clipping,
+    lookahead_gain,
+    master_array,
+    master_file,
+    match_reference,
+    resolve_target,
+    true_peak_limit,
+)
+
+HAVE_FFMPEG = shutil.which("ffmpeg") is not None
+needs_ffmpeg = pytest.mark.skipif(
+    not HAVE_FFMPEG, reason="ffmpeg is not installed (apt-get install ffmpeg): no independent loudness meter"
+)
+LU_TOL = 0.5  # the promise: integrated loudness within 0.5 LU of the target
+TP_TOL = 0.1  # true peak at most 0.1 dB over the ceiling on ffmpeg's meter
+
+
+def ebur128(path, loops: int = 1) -> tuple[float, float]:
+    """ffmpeg's integrated loudness (LUFS) and true peak (dBTP) of a file (its summary's I: and Peak:).
+
+    ``loops`` > 1 plays the file that many times in a row (``-stream_loop``).
+    """
+    cmd = ["ffmpeg", "-hide_banner", "-nostats", "-nostdin"]
+    if loops > 1:
+        cmd += ["-stream_loop", str(loops - 1)]
+    cmd += ["-i", str(path), "-af", "ebur128=peak=true", "-f", "null", "-"]
+    err = subprocess.run(cmd, capture_output=True, text=True, check=True).stderr
+    summary = err[err.rindex("Summary:") :]
+    i = float(re.search(r"I:\s+(-?[\d.]+|-inf) LUFS", summary).group(1))
+    peak = float(re.search(r"Peak:\s+(-?[\d.]+|-inf) dBFS", summary).group(1))
+    return i, peak
+
+
+def song(seconds: float = 6.0, sr: int = SR) -> np.ndarray:
+    return demo_song(seconds, sr)
+
+
+def tone_bursts(sr: int = SR, level_db: float = -20.0) -> np.ndarray:
+    """EBU Tech 3341-style sine bursts: 1 kHz then fs/4 at 45 degrees (true peak 3 dB over its samples).
+
+    Four 1 s bursts at ``level_db`` dBFS peak with 0.5 s of silence after each, 10 ms raised-cosine
+    edges, both channels alike.
+    """
+    n, gap, edge = sr, sr // 2, int(0.01 * sr)
+    t = np.arange(n) / sr
+    ramp = np.ones(n)
+    ramp[:edge] = ramp[-edge:][::-1] = 0.5 - 0.5 * np.cos(np.pi * np.arange(edge) / edge)
+    a = 10 ** (level_db / 20)
+    parts = []
+    for freq, phase in ((1000.0, 0.0), (sr / 4, np.pi / 4)) * 2:
+        parts += [a * ramp * np.sin(2 * np.pi * freq * t + phase), np.zeros(gap)]
+    x = np.concatenate(parts)
+    return np.stack([x, x]).astype(np.float32)
+
+
+def hot_master(seconds: float = 6.0) -> np.ndarray:
+    """An already-loud, clipped mix: the demo song driven 12 dB into a hard clip at full scale."""
+    return np.clip(song(seconds) * 4.0, -1.0, 1.0).astype(np.float32)
+
+
+MATERIALS = {
+    "pink_quiet": lambda: pink_noise(6.0, level_db=-40.0),
+    "pink": lambda: pink_noise(6.0, level_db=-20.0),
+    "song": song,
+    "song_quiet": lambda: song() * np.float32(0.1),
+    "hot_clipped": hot_master,
+    "bursts": tone_bursts,
+}
+#: (material, target) pairs that need more than 6 dB of limiting: stated to stop short, with a warning.
+UNREACHABLE = {("song", "club"), ("song_quiet", "club")}
+TARGET_CASES = [*TARGETS, (-18.0, -3.0)]
+
+
+def _target_id(t) -> str:
+    return t if isinstance(t, str) else f"custom{t[0]:g}_{t[1]:g}"
+
+
+@needs_ffmpeg
+@pytest.mark.parametrize("target", TARGET_CASES, ids=_target_id)
+@pytest.mark.parametrize("material", list(MATERIALS))
+def test_written_master_meets_target_on_ffmpeg_meter(material, target, tmp_path):
+    x = MATERIALS[material]()
+    kwargs = {"target": target} if isinstance(target, str) else {"lufs": target[0], "ceiling_dbtp": target[1]}
+    y, res = master_array(x, SR, **kwargs)
+    path = tmp_path / "master.wav"
+    sf.write(path, y.T, SR, subtype="FLOAT")
+    i_ff, tp_ff = ebur128(path)
+    goal = res.target
+    assert tp_ff <= goal.ceiling_dbtp + TP_TOL
+    assert res.output_true_peak_dbtp <= goal.ceiling_dbtp
+    assert abs(i_ff - res.output_lufs) <= 0.2  # our meter and ffmpeg's agree
+    if (material, target) in UNREACHABLE:
+        assert not res.reached and res.output_lufs < goal.lufs - LU_TOL
+        assert any("6 dB of peak limiting" in w for w in res.warnings)
+        assert res.limiting_db <= 6.0 + 1e-6
+    else:
+        assert res.reached, res.warnings
+        assert abs(i_ff - goal.lufs) <= LU_TOL
+
+
+@needs_ffmpeg
+def test_48k_flac_master_file(tmp_path):
+    src = tmp_path / "in.wav"
+    sf.write(src, song(6.0, 48000).T, 48000, subtype="PCM_24")
+    res = master_file(src, tmp_path / "out.flac", "apple")
+    info = sf.info(tmp_path / "out.flac")
+    assert info.samplerate == 48000 and info.subtype == "PCM_24" and res.output == str(tmp_path / "out.flac")
+    i_ff, tp_ff = ebur128(tmp_path / "out.flac")
+    assert abs(i_ff + 16.0) <= LU_TOL and tp_ff <= -1.0 + TP_TOL
+
+
+def test_lookahead_gain_is_the_limiter_gain_law():
+    """Offline, aligned gain == dynamics.Limiter's output / its delayed input (to float rounding)."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 20000)) * np.linspace(0.1, 2.0, 20000)
+    lim = Limiter(2, SR, ceiling_db=-1.0, release_ms=50.0, lookahead_ms=3.0)
+    latency = lim.length - 1
+    y = np.concatenate(
+        [lim.process64(x[:, :7000]), lim.process64(x[:, 7000:]), lim.process64(np.zeros((2, latency)))],
+        axis=1,
+    )[:, latency:]
+    coeff = 1 - np.exp(-1 / (50.0 * SR / 1000))
+    g = lookahead_gain(np.abs(x).max(axis=0), 10 ** (-1 / 20), lim.length, coeff)
+    np.testing.assert_allclose(g * x, y, atol=1e-7)
+
+
+def test_true_peak_limiter_holds_the_ceiling_and_leaves_quiet_parts():
+    x = pink_noise(3.0, level_db=-12.0)
+    x[:, : SR // 2] *= 0.05  # a quiet start, far below the ceiling
+    y, reduction = true_peak_limit(x, SR, ceiling_dbtp=-1.0, gain_db=6.0)
+    assert 3.0 < reduction < 12.0
+    assert amplitude_to_db(true_peak(y)) <= -1.0 + 0.05  # smoothing can leave hundredths over
+    np.testing.assert_allclose(y[:, : SR // 4], x[:, : SR // 4] * 10 ** (6 / 20), rtol=1e-6)
+
+
+def test_resolve_target():
+    assert resolve_target() == TARGETS["streaming"]
+    assert resolve_target("club") == LoudnessTarget("club", -9.0, -0.3)
+    assert resolve_target("apple", ceiling_dbtp=-2.0) == LoudnessTarget("apple", -16.0, -2.0)
+    assert resolve_target(lufs=-11) == LoudnessTarget("custom", -11.0, -1.0)
+    assert resolve_target("ebu_r128", lufs=-20) == LoudnessTarget("custom", -20.0, -1.0)
+    assert set(TARGET_NAMES) == set(TARGETS)
+    for bad in ({"target": "spotify"}, {"lufs": 2.0}, {"lufs": float("nan")}, {"ceiling_dbtp": 1.0}):
+        with pytest.raises(ParameterError):
+            resolve_target(**bad)
+
+
+# ---------------------------------------------------------------------------------------------
+# edge cases, each with its stated behaviour
+
+
+def test_digital_silence_is_left_alone_with_a_warning():
+    x = np.zeros((2, SR), dtype=np.float32)
+    y, res = master_array(x, SR, "streaming")
+    np.testing.assert_array_equal(y, x)
+    assert not res.reached and any("digital silence" in w for w in res.warnings)
+    assert json.dumps(res.to_dict())  # no NaN/inf leaks into the report
+
+
+def test_near_silence_makeup_gain_is_capped():
+    x = noise(3.0, level_db=-90.0)
+    y, res = master_array(x, SR, "streaming")
+    assert res.gain_db == pytest.approx(30.0)
+    assert integrated_loudness(y, SR) == pytest.approx(res.input_lufs + 30.0, abs=0.1)
+    assert np.abs(y).max() < 0.01 and not res.reached
+    assert any("make-up gain capped at +30 dB" in w for w in res.warnings)
+    assert any("below the -70 LUFS gate" in w for w in res.warnings)
+
+
+@needs_ffmpeg
+def test_file_shorter_than_a_gating_block(tmp_path):
+    """0.25 s of 1 kHz (250 whole periods): measured ungated; looped 20x, ffmpeg agrees."""
+    x = sine(1000, 0.25, level_db=-30.0)
+    assert short_loudness(x, SR) == pytest.approx(-30.0, abs=0.1)  # Tech 3341: -X dBFS sine = -X LUFS
+    y, res = master_array(x, SR, "streaming")
+    assert any("shorter than one 400 ms" in w for w in res.warnings)
+    assert res.reached and short_loudness(y, SR) == pytest.approx(-14.0, abs=0.1)
+    path = tmp_path / "short.wav"
+    sf.write(path, y.T, SR, subtype="FLOAT")
+    i_ff, tp_ff = ebur128(path, loops=20)
+    assert abs(i_ff + 14.0) <= LU_TOL and tp_ff <= -1.0 + TP_TOL
+
+
+@needs_ffmpeg
+def test_mono_file_stays_mono(tmp_path):
+    src = tmp_path / "mono.wav"
+    sf.write(src, song()[0], SR, subtype="FLOAT")
+    res = master_file(src, tmp_path / "out.wav", "apple")
+    assert sf.info(tmp_path / "out.wav").channels == 1 and res.channels == 1
+    assert any("mono" in n for n in res.notes)
+    i_ff, tp_ff = ebur128(tmp_path / "out.wav")  # ffmpeg also measures mono as one channel
+    assert abs(i_ff + 16.0) <= LU_TOL and tp_ff <= -1.0 + TP_TOL
+
+
+def test_loud_input_is_turned_down_without_limiting():
+    y, res = master_array(hot_master(), SR, "ebu_r128")
+    assert res.reached and res.limiting_db == pytest.approx(0.0, abs=1e-9)
+    assert res.gain_db == pytest.approx(-23.0 - res.input_lufs, abs=0.01)
+    assert any("louder than the target" in n for n in res.notes)
+
+
+def test_limiting_is_capped_at_6_db_with_a_warning_in_the_report():
+    _, res = master_array(song(), SR, lufs=-8.0, ceiling_dbtp=-1.0)
+    assert res.limiting_db == pytest.approx(6.0, abs=0.01)
+    assert not res.reached and res.output_lufs < -8.5
+    assert any("6 dB of peak limiting" in w for w in res.to_dict()["warnings"])
+
+
+def test_dc_offset_is_removed_and_said(caplog):
+    x = song() + np.float32(0.05)
+    with caplog.at_level(logging.WARNING, logger="plugin_bridge.mastering"):
+        y, res = master_array(x, SR, "streaming")
+    assert np.abs(y.mean(axis=1)).max() < 1e-4
+    assert any("DC offset of 5." in w for w in res.warnings) and "DC offset" in caplog.text
+    assert res.reached
+    _, clean = master_array(song(), SR, "streaming")
+    assert not any("DC" in w for w in clean.warnings)
+
+
+def test_clipping_detection():
+    x = song()
+    assert detect_clipping(x).runs == 0
+    assert detect_clipping(sine(30, 1.0, level_db=0.0)).runs == 0  # full scale, but no flat tops
+    clip = detect_clipping(hot_master())
+    assert clip.runs > 100 and clip.longest >= 4
+    _, res = master_array(hot_master(), SR, "streaming")
+    assert any("clipping detected" in w for w in res.warnings)
+
+
+# ---------------------------------------------------------------------------------------------
+# reference matching
+
+
+def reference_track(seconds: float, sr: int) -> np.ndarray:
+    """A brighter, wider remix of the demo parts (bench/bench_reference.py's reference)."""
+    from scipy.signal import butter, sosfilt
+
+    from plugin_bridge.demo import demo_stems
+
+    st = demo_stems(seconds, sr, bpm=124, seed=5)
+    mix = st["drums"] * 1.1 + st["bass"] * 0.6 + st["pad"] + st["lead"] * 1.4
+    sos = butter(2, 3000, "highpass", fs=sr, output="sos")
+    mix = mix + sosfilt(sos, mix, axis=1)
+    mid, side = (mix[0] + mix[1]) / 2, (mix[0] - mix[1]) / 2 * 2
+    mix = np.stack([mid + side, mid - side])
+    return (mix * 0.9 / np.abs(mix).max()).astype(np.float32)
+
+
+def test_match_reference_moves_spectrum_width_and_loudness_to_the_reference():
+    x = song(8.0)
+    x = x + np.float32(0.3) * np.stack([x[1], x[0]]) * np.array([[1.0], [-1.0]], dtype=np.float32)
+    ref = reference_track(8.0, 48000)
+    y, rep = match_reference(x, SR, ref, 48000)
+    assert y.shape == x.shape
+    assert rep.distance_before_db > 3.0 and rep.distance_after_db < 1.0
+    assert abs(rep.width_output - rep.width_reference) < abs(rep.width_input - rep.width_reference) / 2
+    assert integrated_loudness(y, SR) == pytest.approx(rep.reference_lufs, abs=0.05)
+    assert max(abs(g) for g in rep.eq_gain_db) <= 12.0
+    high = [g for f, g in zip(rep.eq_centers_hz, rep.eq_gain_db, strict=True) if f >= 5000]
+    assert min(high) > 3.0  # the reference is brighter
+
+
+def test_silent_reference_is_an_error():
+    with pytest.raises(ParameterError, match="reference: is silent"):
+        master_array(song(1.0), SR, reference=np.zeros((2, SR), dtype=np.float32))
+
+
+def test_tiny_files_do_not_break_anything():
+    x = noise(10 / SR, level_db=-20.0)  # 10 samples
+    y, res = master_array(x, SR, "streaming")
+    assert y.shape == x.shape and np.isfinite(y).all() and res.reached
+    assert short_loudness(y, SR) == pytest.approx(-14.0, abs=0.1)
+
+
+def test_mono_reference_makes_the_output_mono():
+    x = noise(3.0)
+    ref = pink_noise(3.0, channels=1)
+    y, rep = match_reference(x, SR, ref, SR)
+    assert rep.side_gain == 0.0 and np.allclose(y[0], y[1])
+
+
+@needs_ffmpeg
+def test_master_to_reference_takes_its_loudness(tmp_path):
+    ref_path, src = tmp_path / "ref.wav", tmp_path / "in.wav"
+    sf.write(ref_path, reference_track(8.0, 48000).T, 48000, subtype="PCM_24")
+    sf.write(src, song(8.0).T, SR, subtype="FLOAT")
+    res = master_file(src, tmp_path / "out.wav", reference=ref_path)
+    assert res.target.name == "reference" and res.reference is not None
+    assert res.reference.distance_after_db < res.reference.distance_before_db / 3
+    i_ff, tp_ff = ebur128(tmp_path / "out.wav")
+    assert abs(i_ff - res.target.lufs) <= LU_TOL and tp_ff <= -1.0 + TP_TOL
+    res2 = master_file(src, tmp_path / "out2.wav", target="streaming", reference=ref_path)
+    assert res2.target.lufs == -14.0  # an explicit target wins over the reference's loudness
+
+
+# ---------------------------------------------------------------------------------------------
+# files and the command line
+
+
+def test_master_file_never_overwrites_inputs(tmp_path):
+    src, ref = tmp_path / "in.wav", tmp_path / "ref.wav"
+    sf.write(src, song(1.0).T, SR, subtype="FLOAT")
+    sf.write(ref, reference_track(1.0, SR).T, SR, subtype="FLOAT")
+    before = src.read_bytes(), ref.read_bytes()
+    with pytest.raises(AudioError, match="overwrite the input"):
+        master_file(src, src)
+    with pytest.raises(AudioError, match="overwrite the input"):
+        master_file(src, ref, reference=ref)
+    assert (src.read_bytes(), ref.read_bytes()) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.wav", "ref.wav"]
+
+
+def test_cli_master_and_errors(capsys, tmp_path):
+    src = tmp_path / "in.wav"
+    sf.write(src, song(3.0).T, SR, subtype="FLOAT")
+    assert main(["master", str(src), "-o", str(tmp_path / "o.wav"), "--target", "apple", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["target"]["name"] == "apple" and abs(out["output_lufs"] + 16) <= LU_TOL and out["reached"]
+    assert main(["master", str(src), "-o", str(tmp_path / "c.wav"), "--lufs", "-12", "--ceiling", "-2"]) == 0
+    text = capsys.readouterr().out
+    assert "custom -12 LUFS, ceiling -2 dBTP" in text and "wrote" in text
+    assert main(["master", str(src), "-o", str(src)]) == 1
+    assert "refusing to overwrite" in capsys.readouterr().err
+    assert main(["master", str(src), "-o", str(tmp_path / "x.wav"), "--lufs", "3"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "outside -50..-3 LUFS" in err
+    with pytest.raises(SystemExit) as e:
+        main(["master", str(src), "-o", str(tmp_path / "y.wav"), "--target", "club", "--lufs", "-9"])
+    assert e.value.code == 2
+    assert not (tmp_path / "x.wav").exists() and not (tmp_path / "y.wav").exists()

@@ -169,7 +169,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 #: Modules that add their own sub-commands with ``register(subparsers)`` (each stays thin too).
-_COMMAND_MODULES: tuple[str, ...] = ("cli_mastering",)
+_COMMAND_MODULES: tuple[str, ...] = ("cli_mastering", "cli_plugins", "cli_models", "cli_export")
 
 
 def build_parser() -> argparse.ArgumentParser:

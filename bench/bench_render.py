@@ -17,18 +17,7 @@ import sys
 import time
 
 import numpy as np
-
-SR = 44100
-
-
-def peak_rss_mb() -> float:
-    """This process's peak resident memory (VmHWM, MB); unlike ru_maxrss it is not inherited on exec."""
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return round(int(line.split()[1]) / 1024, 1)
-    return float("nan")
-
+from _common import SR, peak_rss_mb
 
 # every stage active (no neutral stage the bridge could skip)
 VALUES = {

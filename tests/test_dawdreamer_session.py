@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import soundfile as sf
-import yaml
 from signals import SR, noise, sine
 
 pytest.importorskip("dawdreamer")
+
+from session_files import tracks as _tracks
+from session_files import write_session
+from session_files import write_wav as _write
 
 from plugin_bridge.dawdreamer_session import (  # noqa: E402
     DawDreamerSessionGraph,
@@ -26,20 +28,8 @@ REVERB = {"effects": [{"id": "r", "type": "reverb", "params": {"wet_level": 0.4,
 LIMITER = {"effects": [{"id": "lim", "type": "limiter", "params": {"ceiling_db": -1, "lookahead_ms": 5}}]}
 
 
-def _write(tmp_path, name, audio, sr=SR):
-    path = tmp_path / name
-    sf.write(path, np.asarray(audio).T, sr, subtype="FLOAT")
-    return path
-
-
 def _session(tmp_path, data, name="s.yaml"):
-    path = tmp_path / name
-    path.write_text(yaml.safe_dump(data))
-    return load_session(path)
-
-
-def _tracks(*names, **extra):
-    return [{"name": n, "file": f"{n}.wav", **extra.get(n, {})} for n in names]
+    return load_session(write_session(tmp_path, data, name))
 
 
 @pytest.fixture

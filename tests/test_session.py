@@ -7,7 +7,9 @@ import math
 import numpy as np
 import pytest
 import soundfile as sf
-import yaml
+from session_files import tracks as _tracks
+from session_files import write_session as _session
+from session_files import write_wav as _write
 from signals import SR, noise, sine
 
 from plugin_bridge.backends import available_backends
@@ -15,18 +17,6 @@ from plugin_bridge.mixer import render_session, render_session_array, track_pan_
 from plugin_bridge.session import SessionError, load_session
 
 BACKENDS = [name for name, why in available_backends().items() if why is None]
-
-
-def _write(tmp_path, name, audio, sr=SR):
-    path = tmp_path / name
-    sf.write(path, np.asarray(audio).T, sr, subtype="FLOAT")
-    return path
-
-
-def _session(tmp_path, data, name="s.yaml"):
-    path = tmp_path / name
-    path.write_text(yaml.safe_dump(data))
-    return path
 
 
 @pytest.fixture
@@ -38,10 +28,6 @@ def stems(tmp_path):
     _write(tmp_path, "b.wav", b)
     _write(tmp_path, "c.wav", c)
     return a, b, c
-
-
-def _tracks(*names, **extra):
-    return [{"name": n, "file": f"{n}.wav", **extra.get(n, {})} for n in names]
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

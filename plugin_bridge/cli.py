@@ -169,7 +169,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 #: Modules that add their own sub-commands with ``register(subparsers)`` (each stays thin too).
-_COMMAND_MODULES: tuple[str, ...] = ("cli_mastering", "cli_plugins", "cli_models", "cli_export")
+_COMMAND_MODULES: tuple[str, ...] = ("cli_mastering", "cli_plugins", "cli_models", "cli_export", "cli_batch")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -254,5 +254,5 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
-if __name__ == "__main__":  # pragma: no cover
+if __name__ == "__main__":  # pragma: no cover - python -m plugin_bridge.cli
     sys.exit(main())

@@ -1,0 +1,134 @@
+"""What a batch does to one item: choose parameters, render, master, write; returns the item's report row.
+
+Two ways to choose parameters: ``mix`` asks the AI models (`plugin_bridge.mixing`) for a vector;
+``chain`` applies a fixed chain with given values or vector (or its defaults). Sessions render
+through their own graph. Every file is written atomically; partial files left by a killed run are
+removed before an item is redone.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..audio_io import read_audio, write_audio
+from ..errors import PluginBridgeError
+from ..loudness import amplitude_to_db, integrated_loudness, true_peak
+from .items import Item
+
+
+@dataclass(frozen=True)
+class JobOptions:
+    """How every item of a batch is processed (picklable: sent to worker processes)."""
+
+    out_dir: str
+    job: str = "chain"  # "mix" (AI models) or "chain" (fixed chain)
+    model: str = "ensemble"
+    chain: str = "default"
+    values: dict = field(default_factory=dict)
+    vector: tuple | None = None
+    backend: str = "auto"
+    target: str = "streaming"
+    export: tuple = ()
+
+
+def clean_partials(folder: Path) -> int:
+    """Remove temporary files (``.*.part*``) a killed run left in ``folder``; returns how many."""
+    n = 0
+    for p in folder.glob(".*.part*"):
+        p.unlink(missing_ok=True)
+        n += 1
+    return n
+
+
+def write_json_atomic(path: Path, data: object) -> None:
+    """Write JSON to a temporary file beside ``path`` and rename it over ``path``."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".part.json", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(data, f, indent=2)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _db(x: float) -> float | None:
+    return round(float(x), 2) if np.isfinite(x) else None
+
+
+def _choose(audio: np.ndarray, sr: int, opts: JobOptions) -> dict:
+    """The chain and its parameters for one song: from the AI models or from the options."""
+    from ..chain import load_chain
+
+    if opts.job == "mix":
+        try:
+            mixing = importlib.import_module("plugin_bridge.mixing")
+        except ImportError:
+            raise PluginBridgeError("the AI models are not installed in this version ('--job mix')") from None
+        vector = mixing.predict_mixing_parameters((audio, sr), model=opts.model)
+        chain = load_chain("default")
+        return {
+            "chain": "default",
+            "model": opts.model,
+            "vector": [float(v) for v in vector],
+            "values": chain.space.to_values(vector),
+        }
+    chain = load_chain(opts.chain)
+    if opts.vector is not None:
+        values = chain.space.to_values(opts.vector)
+    else:
+        values = {**chain.space.defaults(), **opts.values}
+    return {
+        "chain": opts.chain,
+        "model": None,
+        "vector": [float(v) for v in chain.space.to_vector(values)],
+        "values": values,
+    }
+
+
+def process_item(item: Item, opts: JobOptions) -> dict:
+    """Render, master and write one item; returns its report row (LUFS/true peak before and after)."""
+    from ..mastering import master_array
+    from ..mixer import render_session_array
+    from ..render import render_array
+
+    out = item.output_dir(opts.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    clean_partials(out)
+    start = time.perf_counter()
+    if item.kind == "session":
+        mixed, sr, _ = render_session_array(item.path, backend=opts.backend)
+        before = mixed
+        choice = {"chain": None, "model": None, "vector": None, "values": None}
+    else:
+        before, sr = read_audio(item.path)
+        choice = _choose(before, sr, opts)
+        mixed = render_array(
+            before, sr, choice["chain"], values=choice["values"], backend=opts.backend, tail=True
+        )
+    mastered, res = master_array(mixed, sr, target=opts.target)
+    write_audio(out / "mix.wav", mastered, sr)
+    row = {
+        "id": item.id,
+        "kind": item.kind,
+        **choice,
+        "target": opts.target,
+        "lufs_before": _db(integrated_loudness(before, sr)),
+        "true_peak_before": _db(amplitude_to_db(true_peak(before))),
+        "lufs_after": _db(res.output_lufs),
+        "true_peak_after": _db(res.output_true_peak_dbtp),
+        "render_seconds": round(time.perf_counter() - start, 3),
+        "duration_s": round(mastered.shape[1] / sr, 3),
+        "warnings": list(res.warnings),
+        "outputs": ["mix.wav", "recipe.json"],
+    }
+    write_json_atomic(out / "recipe.json", {"item": item.id, "options": asdict(opts), **row})
+    return row

@@ -1,0 +1,179 @@
+"""Batch: mirrored outputs, reports, isolation of crashes and hangs, retries, resume after SIGKILL, Dask."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from plugin_bridge.audio_io import write_audio
+from plugin_bridge.batch import BatchOptions, find_items, run_batch
+from plugin_bridge.batch.isolate import run_isolated
+from plugin_bridge.batch.jobs import JobOptions
+from plugin_bridge.demo import demo_song
+from plugin_bridge.loudness import integrated_loudness
+
+VECTOR = tuple([0.5] * 18)
+
+
+def _catalog(root, n=4, seconds=4.0):
+    for i in range(n):
+        sub = "album b/" if i % 2 else ""
+        (root / sub).mkdir(parents=True, exist_ok=True)
+        write_audio(root / f"{sub}sóng {i}.wav", demo_song(seconds, seed=i) * (0.2 + 0.2 * i), 44100)
+    (root / "notes.txt").write_text("not audio")
+    return root
+
+
+def _opts(src, out, **kw):
+    job = JobOptions(out_dir=str(out), vector=VECTOR, target=kw.pop("target", "streaming"))
+    return BatchOptions(source=str(src), out_dir=str(out), job=job, progress=False, **kw)
+
+
+def test_batch_mirrors_the_tree_and_masters_every_song(tmp_path):
+    src = _catalog(tmp_path / "in")
+    (src / "broken.flac").write_bytes(b"fLaC" + b"\0" * 64)
+    summary = run_batch(_opts(src, tmp_path / "out", workers=2, retries=1))
+    assert (summary.total, summary.done, summary.failed) == (5, 4, 1)
+    assert summary.failures[0][0] == "broken.flac" and "cannot decode" in summary.failures[0][1]
+    for i in range(4):
+        sub = "album b/" if i % 2 else ""
+        audio, sr = sf.read(tmp_path / "out" / f"{sub}sóng {i}" / "mix.wav", always_2d=True)
+        assert integrated_loudness(audio.T, sr) == pytest.approx(-14.0, abs=0.5)
+    rows = json.loads((tmp_path / "out" / "report.json").read_text())
+    broken = next(r for r in rows if r["id"] == "broken.flac")
+    assert broken["status"] == "failed" and broken["attempts"] == 2  # one retry, bounded
+    ok = [r for r in rows if r["status"] == "done"]
+    assert all(r["lufs_after"] == pytest.approx(-14, abs=0.5) and r["true_peak_after"] <= -1.0 for r in ok)
+    with open(tmp_path / "out" / "report.csv", newline="") as f:
+        assert len(list(csv.DictReader(f))) == 5
+
+
+def test_manifest_input(tmp_path):
+    src = _catalog(tmp_path / "in", n=2)
+    manifest = tmp_path / "list.csv"
+    manifest.write_text("path,id\nin/sóng 0.wav,first\n")
+    items = find_items(manifest)
+    assert [(i.id, i.kind) for i in items] == [("first", "song")]
+    summary = run_batch(_opts(manifest, tmp_path / "out", workers=1))
+    assert summary.done == 1 and (tmp_path / "out" / "first" / "mix.wav").exists()
+    assert src.exists()
+
+
+def _crash(arg):
+    if arg == "segv":
+        os.kill(os.getpid(), signal.SIGSEGV)
+    if arg == "hang":
+        time.sleep(60)
+    if arg == "raise":
+        raise ValueError("bad value")
+    return {"arg": arg}
+
+
+def test_isolation_survives_segfaults_hangs_and_exceptions():
+    args = [(a, a) for a in ("ok1", "segv", "hang", "raise", "ok2")]
+    start = time.monotonic()
+    outcomes = {o.key: o for o in run_isolated(_crash, args, slots=2, timeout=2.0)}
+    assert time.monotonic() - start < 20
+    assert outcomes["ok1"].ok and outcomes["ok2"].result == {"arg": "ok2"}
+    assert "SIGSEGV" in outcomes["segv"].error
+    assert "timed out after 2 s" in outcomes["hang"].error
+    assert outcomes["raise"].error.startswith("ValueError: bad value")
+
+
+@pytest.mark.slow
+def test_resume_after_sigkill_redoes_nothing_finished(tmp_path):
+    src = _catalog(tmp_path / "in", n=6, seconds=8.0)
+    out = tmp_path / "out"
+    cmd = [
+        sys.executable,
+        "-m",
+        "plugin_bridge.cli",
+        "batch",
+        str(src),
+        "-o",
+        str(out),
+        "--workers",
+        "1",
+        "--vector",
+        ",".join(["0.5"] * 18),
+        "--no-progress",
+    ]
+    proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    db = out / "batch.sqlite"
+    deadline = time.monotonic() + 120
+    done_before: list[str] = []
+    while time.monotonic() < deadline:
+        time.sleep(0.3)
+        if db.exists():
+            with sqlite3.connect(db) as con:
+                done_before = [r[0] for r in con.execute("SELECT id FROM items WHERE status='done'")]
+            if len(done_before) >= 2:
+                break
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert 2 <= len(done_before) < 6, "the batch should be killed half-way"
+    mtimes = {i: (out / i.rsplit(".", 1)[0] / "mix.wav").stat().st_mtime_ns for i in done_before}
+    summary = run_batch(_opts(src, out, workers=2))
+    assert summary.failed == 0 and summary.done == 6 and summary.skipped >= len(done_before)
+    with sqlite3.connect(db) as con:
+        attempts = dict(con.execute("SELECT id, attempts FROM items"))
+    for i in done_before:
+        assert attempts[i] == 1
+        assert (out / i.rsplit(".", 1)[0] / "mix.wav").stat().st_mtime_ns == mtimes[i]
+    assert not list(out.rglob(".*.part*"))
+    for wav in out.rglob("mix.wav"):
+        assert np.isfinite(sf.read(wav)[0]).all()
+
+
+@pytest.mark.slow
+def test_dask_local_cluster_gives_the_same_outputs(tmp_path):
+    pytest.importorskip("distributed")
+    src = _catalog(tmp_path / "in", n=3, seconds=3.0)
+    a = run_batch(_opts(src, tmp_path / "local", workers=2))
+    b = run_batch(_opts(src, tmp_path / "dask", workers=2, engine="dask"))
+    assert a.done == b.done == 3
+    for wav in (tmp_path / "local").rglob("mix.wav"):
+        other = tmp_path / "dask" / wav.relative_to(tmp_path / "local")
+        np.testing.assert_array_equal(sf.read(wav)[0], sf.read(other)[0])
+
+
+def test_html_report_renders_in_headless_chromium(tmp_path):
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if not chromium:
+        pytest.skip("Debian's chromium is not installed (make test installs it as root)")
+    src = _catalog(tmp_path / "in", n=2, seconds=3.0)
+    (src / "bad.wav").write_bytes(b"RIFF0000WAVEjunk" * 4)
+    summary = run_batch(_opts(src, tmp_path / "out", workers=2, retries=0))
+    html_path = summary.reports["html"]
+    dom = subprocess.run(
+        [
+            chromium,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            f"--user-data-dir={tmp_path / 'prof'}",
+            "--dump-dom",
+            f"file://{html_path}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    ).stdout
+    assert "3 items: 2 done, 1 failed" in dom
+    assert "bad.wav" in dom and "cannot decode audio" in dom
+    assert dom.count("data:image/png;base64,") == 2  # loudness and parameter plots

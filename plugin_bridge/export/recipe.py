@@ -1,0 +1,458 @@
+"""The mix recipe: one JSON file holding everything needed to re-render a mix bit-identically.
+
+A recipe records the parameter values actually used, in both forms (the model's normalized vector
+and the real-unit values per effect), the chain they belong to (with its parameter space version
+and fingerprint), the model id if a model proposed them, the session graph for multitrack mixes,
+the sample rate, the input file, the backend and the package version. Third-party plugins in a
+chain travel as `PluginState` entries (format, path, class or unique id, full state as base64).
+
+Layout (``format_version`` 1)::
+
+    {"format_version": 1, "kind": "chain" | "session", "package_version": "0.1.0",
+     "model_id": null, "backend": "pedalboard", "sample_rate": 44100, "input": "song.wav",
+     "space": {"version": "mix-v1", "fingerprint": "..."},
+     "chain": {...chain file form...}, "vector": [...], "values": {"comp.threshold_db": -18.0, ...},
+     "effects": [{"id", "type", "params"}, ...],          # real units, exactly what renders
+     "session": {...session file form, chains as effect lists...},   # kind "session" only
+     "plugins": [{"slot", "format", "path", "name", "class_id", "unique_id", "state"}, ...]}
+
+Loading validates: a newer ``format_version``, a space version newer than (or unknown to) this
+plugin-bridge's shipped chains, a fingerprint that differs from the shipped space of the same
+version, or values that disagree with the vector are `FormatError` naming both sides.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+import os
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..chain import Chain, chain_from_dict, effects_from_dicts, list_chains, load_chain
+from ..effects import Effect
+from ..errors import FormatError, PluginBridgeError
+from . import write_atomic
+
+#: The recipe layout this code writes and the newest it reads.
+FORMAT_VERSION = 1
+PLUGIN_FORMATS = ("vst3", "vst2")
+
+
+@dataclass(frozen=True)
+class PluginState:
+    """A third-party plugin in a chain: identity plus its full state.
+
+    ``slot`` is the chain slot id (``"track/slot"`` in a session), ``format`` ``"vst3"`` or
+    ``"vst2"``, ``path`` the plugin bundle / shared object, ``class_id`` the VST3 processor class ID
+    (32 hex digits), ``unique_id`` the VST2 four-character id as an int, and ``state`` the full
+    state as the preset file a DAW loads: a .vstpreset (VST3) or an .fxp (VST2).
+    ``parameters`` optionally lists normalized parameter values by name (informational).
+    """
+
+    slot: str
+    format: str
+    path: str
+    state: bytes
+    name: str = ""
+    vendor: str = ""
+    class_id: str = ""
+    unique_id: int = 0
+    parameters: Mapping[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.format not in PLUGIN_FORMATS:
+            raise FormatError(
+                f"plugin {self.slot!r}: unknown format {self.format!r} (valid: {', '.join(PLUGIN_FORMATS)})"
+            )
+        if self.format == "vst3" and not re.fullmatch(r"[0-9A-Fa-f]{32}", self.class_id or ""):
+            raise FormatError(f"plugin {self.slot!r}: a VST3 needs a 32-hex-digit class_id")
+
+    @property
+    def display_name(self) -> str:
+        """The plugin's name, or its file name without suffix."""
+        return self.name or Path(self.path).name.split(".")[0].replace("-vst", "")
+
+    def to_dict(self) -> dict:
+        """JSON-ready form, the state as RFC 4648 base64."""
+        return {
+            "slot": self.slot,
+            "format": self.format,
+            "path": self.path,
+            "name": self.name,
+            "vendor": self.vendor,
+            "class_id": self.class_id,
+            "unique_id": self.unique_id,
+            "parameters": dict(self.parameters),
+            "state": base64.b64encode(self.state).decode("ascii"),
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping, where: str = "recipe") -> PluginState:
+        """Parse `to_dict` output; a malformed entry is a `FormatError`."""
+        try:
+            return cls(
+                slot=str(d["slot"]),
+                format=str(d["format"]),
+                path=str(d["path"]),
+                state=base64.b64decode(str(d.get("state", "")), validate=True),
+                name=str(d.get("name", "")),
+                vendor=str(d.get("vendor", "")),
+                class_id=str(d.get("class_id", "")),
+                unique_id=int(d.get("unique_id", 0)),
+                parameters={str(k): float(v) for k, v in dict(d.get("parameters") or {}).items()},
+            )
+        except (KeyError, TypeError, ValueError) as e:
+            raise FormatError(f"{where}: invalid plugin entry {dict(d).get('slot', '?')!r} ({e})") from None
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """A complete, re-renderable mix (see the module docstring for the JSON layout)."""
+
+    kind: str
+    effects: tuple[Effect, ...] = ()
+    chain: Mapping | None = None
+    vector: tuple[float, ...] = ()
+    values: Mapping[str, float] = field(default_factory=dict)
+    space_version: str = ""
+    fingerprint: str = ""
+    session: Mapping | None = None
+    model_id: str | None = None
+    sample_rate: int | None = None
+    input: str | None = None
+    backend: str = "pedalboard"
+    tail: bool = True
+    plugins: tuple[PluginState, ...] = ()
+    package_version: str = ""
+    format_version: int = FORMAT_VERSION
+
+    def chain_object(self) -> Chain | None:
+        """The recipe's chain rebuilt from its embedded definition (None for sessions without one)."""
+        return chain_from_dict(self.chain, "recipe chain") if self.chain else None
+
+    def to_dict(self) -> dict:
+        """The JSON-ready recipe."""
+        d: dict = {
+            "format_version": self.format_version,
+            "kind": self.kind,
+            "package_version": self.package_version,
+            "model_id": self.model_id,
+            "backend": self.backend,
+            "tail": self.tail,
+            "sample_rate": self.sample_rate,
+            "input": self.input,
+        }
+        if self.kind == "chain":
+            d["space"] = {"version": self.space_version, "fingerprint": self.fingerprint}
+            d["chain"] = self.chain
+            d["vector"] = list(self.vector)
+            d["values"] = dict(self.values)
+            d["effects"] = [e.to_dict() for e in self.effects]
+        else:
+            d["session"] = self.session
+        d["plugins"] = [p.to_dict() for p in self.plugins]
+        return d
+
+    def to_json(self) -> str:
+        """Recipe as pretty JSON text (floats as shortest round-trip repr, so values stay exact)."""
+        return json.dumps(self.to_dict(), indent=2, ensure_ascii=False) + "\n"
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the recipe JSON atomically; returns the path."""
+        return write_atomic(path, self.to_json())
+
+
+def _package_version() -> str:
+    from .. import __version__
+
+    return __version__
+
+
+def recipe_from_chain(
+    chain: Chain | str | os.PathLike,
+    vector: Sequence[float] | np.ndarray | None = None,
+    values: Mapping[str, float] | None = None,
+    model_id: str | None = None,
+    input_path: str | os.PathLike | None = None,
+    sample_rate: int | None = None,
+    backend: str = "pedalboard",
+    plugins: Sequence[PluginState] = (),
+    tail: bool = True,
+) -> Recipe:
+    """A recipe for a single-file render: ``chain`` with a normalized ``vector`` or real ``values``.
+
+    Give one of ``vector`` / ``values`` (or neither for the chain's defaults). Both forms are
+    stored; values are recomputed from the vector when a vector is given, so they agree exactly.
+    """
+    ch = chain if isinstance(chain, Chain) else load_chain(chain)
+    if vector is not None and values is not None:
+        raise FormatError("give a parameter vector or values, not both")
+    space = ch.space
+    if vector is not None:
+        vec = space.check_vector(vector)
+        vals = space.to_values(vec)
+    else:
+        vals = dict(space.defaults())
+        vals.update(values or {})
+        vec = space.to_vector(vals)
+        vals = {s.name: s.check(vals[s.name]) for s in space}
+    effects = tuple(ch.resolve(vals))
+    if input_path is not None and sample_rate is None:
+        from ..audio_io import inspect_audio
+
+        sample_rate = inspect_audio(input_path).sample_rate
+    return Recipe(
+        kind="chain",
+        effects=effects,
+        chain=ch.to_dict(),
+        vector=tuple(float(v) for v in vec),
+        values={k: float(v) for k, v in vals.items()},
+        space_version=space.version,
+        fingerprint=space.fingerprint,
+        model_id=model_id,
+        sample_rate=sample_rate,
+        input=str(Path(input_path).resolve()) if input_path is not None else None,
+        backend=backend,
+        tail=tail,
+        plugins=tuple(plugins),
+        package_version=_package_version(),
+    )
+
+
+def recipe_from_session(
+    session,
+    model_id: str | None = None,
+    backend: str = "pedalboard",
+    plugins: Sequence[PluginState] = (),
+    tail: bool = True,
+) -> Recipe:
+    """A recipe for a multitrack session (a `Session` or a session file path).
+
+    The graph is stored in session file form with every chain resolved to its effect list (real
+    units) and every stem path absolute, so the recipe re-renders without the original chain files.
+    """
+    from ..mixer import session_sample_rate
+    from ..session import Session, load_session, session_to_dict
+
+    s = session if isinstance(session, Session) else load_session(session)
+    data = session_to_dict(s)
+    for t in data["tracks"]:
+        t["file"] = str(Path(t["file"]).resolve())
+    return Recipe(
+        kind="session",
+        session=data,
+        model_id=model_id,
+        sample_rate=s.sample_rate or session_sample_rate(s),
+        input=s.source or None,
+        backend=backend,
+        tail=tail,
+        plugins=tuple(plugins),
+        package_version=_package_version(),
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Loading and validation
+# --------------------------------------------------------------------------------------------
+
+
+def _split_version(version: str) -> tuple[str, int | None]:
+    m = re.fullmatch(r"(.*?)-?v(\d+)", version)
+    return (m.group(1), int(m.group(2))) if m else (version, None)
+
+
+def known_spaces() -> dict[str, str]:
+    """``{space version: fingerprint}`` of the shipped chains."""
+    out = {}
+    for name in list_chains():
+        try:
+            space = load_chain(name).space
+        except PluginBridgeError:
+            continue
+        out.setdefault(space.version, space.fingerprint)
+    return out
+
+
+def check_space(version: str, fingerprint: str, where: str = "recipe") -> None:
+    """Refuse a space this plugin-bridge cannot honour.
+
+    - a version whose family (``mix`` in ``mix-v2``) is shipped here at a lower number: newer;
+    - a shipped version whose fingerprint differs: the same label on another structure.
+    A space from a custom chain file (a family not shipped) is accepted; its embedded chain must
+    still reproduce the fingerprint (checked by `recipe_from_dict`).
+    """
+    known = known_spaces()
+    if version in known:
+        if fingerprint and known[version] != fingerprint:
+            raise FormatError(
+                f"{where}: parameter space {version!r} has fingerprint {fingerprint}, but this "
+                f"plugin-bridge's {version!r} has fingerprint {known[version]}: the space changed"
+            )
+        return
+    family, number = _split_version(version)
+    same = {v: _split_version(v)[1] for v in known if _split_version(v)[0] == family}
+    if same:
+        newest = max(same, key=lambda v: same[v] or 0)
+        relation = "newer than" if number is not None and number > (same[newest] or 0) else "unknown to"
+        raise FormatError(
+            f"{where}: parameter space {version!r} is {relation} this plugin-bridge "
+            f"{_package_version()} (it knows {', '.join(sorted(same))}); upgrade plugin-bridge"
+        )
+
+
+def _floats(raw: object, where: str) -> tuple[float, ...]:
+    if not isinstance(raw, list):
+        raise FormatError(f"{where}: must be a list of numbers")
+    try:
+        out = tuple(float(v) for v in raw)
+    except (TypeError, ValueError):
+        raise FormatError(f"{where}: must be a list of numbers") from None
+    if not all(math.isfinite(v) for v in out):
+        raise FormatError(f"{where}: holds NaN or infinity")
+    return out
+
+
+def recipe_from_dict(data: Mapping, source: str = "recipe") -> Recipe:
+    """Validate and build a `Recipe` from its JSON form (see the module docstring)."""
+    if not isinstance(data, Mapping):
+        raise FormatError(f"{source}: a recipe must be a JSON object")
+    fv = data.get("format_version")
+    if not isinstance(fv, int):
+        raise FormatError(f"{source}: not a plugin-bridge recipe (no integer 'format_version')")
+    if fv > FORMAT_VERSION:
+        raise FormatError(
+            f"{source}: recipe format_version {fv} is newer than this plugin-bridge "
+            f"{_package_version()} reads (format_version {FORMAT_VERSION}); upgrade plugin-bridge"
+        )
+    kind = data.get("kind")
+    if kind not in ("chain", "session"):
+        raise FormatError(f"{source}: 'kind' must be 'chain' or 'session', got {kind!r}")
+    plugins = tuple(PluginState.from_dict(p, source) for p in data.get("plugins") or [])
+    sr = data.get("sample_rate")
+    common = dict(
+        model_id=data.get("model_id"),
+        sample_rate=int(sr) if sr is not None else None,
+        input=data.get("input"),
+        backend=str(data.get("backend") or "pedalboard"),
+        tail=bool(data.get("tail", True)),
+        plugins=plugins,
+        package_version=str(data.get("package_version", "")),
+        format_version=fv,
+    )
+    try:
+        if kind == "session":
+            if not isinstance(data.get("session"), Mapping):
+                raise FormatError(f"{source}: a session recipe needs a 'session' object")
+            return Recipe(kind="session", session=dict(data["session"]), **common)
+        space = data.get("space") or {}
+        version, fingerprint = str(space.get("version", "")), str(space.get("fingerprint", ""))
+        check_space(version, fingerprint, source)
+        chain = chain_from_dict(data.get("chain") or {}, f"{source}: chain")
+        if chain.space.version != version or chain.space.fingerprint != fingerprint:
+            raise FormatError(
+                f"{source}: the embedded chain has space {chain.space.version!r} fingerprint "
+                f"{chain.space.fingerprint}, but the recipe says {version!r} fingerprint {fingerprint}"
+            )
+        vector = _floats(data.get("vector"), f"{source}: vector")
+        values = data.get("values")
+        if not isinstance(values, Mapping):
+            raise FormatError(f"{source}: 'values' must be an object of name: number")
+        expected = chain.space.to_values(vector)
+        if set(values) != set(expected):
+            raise FormatError(f"{source}: values name {sorted(values)}, the space has {sorted(expected)}")
+        for name, v in expected.items():
+            if not math.isclose(float(values[name]), v, rel_tol=1e-9, abs_tol=1e-9):
+                raise FormatError(
+                    f"{source}: {name}={values[name]} disagrees with the vector, which gives {v}"
+                )
+        effects = tuple(effects_from_dicts(data.get("effects") or []))
+        if [e.to_dict() for e in effects] != [e.to_dict() for e in chain.resolve(values)]:
+            raise FormatError(f"{source}: 'effects' do not match the chain at these values")
+        return Recipe(
+            kind="chain",
+            effects=effects,
+            chain=dict(data["chain"]),
+            vector=vector,
+            values={k: float(v) for k, v in values.items()},
+            space_version=version,
+            fingerprint=fingerprint,
+            **common,
+        )
+    except FormatError:
+        raise
+    except PluginBridgeError as e:
+        raise FormatError(f"{source}: {e}") from None
+
+
+def load_recipe(path: str | os.PathLike) -> Recipe:
+    """Read and validate a recipe JSON file."""
+    p = Path(path)
+    try:
+        data = json.loads(p.read_text(encoding="utf-8"))
+    except OSError as e:
+        raise FormatError(f"{p}: cannot read recipe ({e.strerror or e})") from None
+    except json.JSONDecodeError as e:
+        raise FormatError(f"{p}: not valid JSON ({e.msg} at line {e.lineno})") from None
+    return recipe_from_dict(data, str(p))
+
+
+def is_recipe_file(path: str | os.PathLike) -> bool:
+    """True when ``path`` is a JSON object with a ``format_version`` (a recipe, not a session)."""
+    p = Path(path)
+    if p.suffix.lower() != ".json":
+        return False
+    try:
+        data = json.loads(p.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return False
+    return isinstance(data, dict) and "format_version" in data
+
+
+def session_of(recipe: Recipe):
+    """The recipe's `Session` (kind ``session``), rebuilt from its stored graph."""
+    from ..session import session_from_dict
+
+    if recipe.kind != "session" or recipe.session is None:
+        raise FormatError("this recipe holds a single chain, not a session")
+    try:
+        return session_from_dict(recipe.session, ".", "recipe session")
+    except PluginBridgeError as e:
+        raise FormatError(f"recipe session: {e}") from None
+
+
+def render_recipe(
+    recipe: Recipe | str | os.PathLike,
+    output: str | os.PathLike,
+    backend: str | None = None,
+    input_path: str | os.PathLike | None = None,
+):
+    """Re-render a recipe to ``output``; bit-identical to the original render on the same backend.
+
+    A chain recipe renders its stored ``input`` (or ``input_path``) through its stored effects with
+    `plugin_bridge.render.render_file`; a session recipe renders its graph with
+    `plugin_bridge.mixer.render_session`. ``backend`` defaults to the one recorded in the recipe.
+    Returns the `RenderResult` / `SessionResult`.
+    """
+    r = recipe if isinstance(recipe, Recipe) else load_recipe(recipe)
+    be = backend or r.backend
+    if r.plugins:
+        raise FormatError(
+            f"recipe holds third-party plugins ({', '.join(p.slot for p in r.plugins)}); "
+            "rendering hosted plugins from a recipe is not supported yet"
+        )
+    if r.kind == "session":
+        from ..mixer import render_session
+
+        return render_session(session_of(r), output, backend=be, tail=r.tail)
+    from ..render import render_file
+
+    src = input_path or r.input
+    if not src:
+        raise FormatError("recipe has no input audio file; give one")
+    return render_file(src, output, chain=list(r.effects), backend=be, tail=r.tail)

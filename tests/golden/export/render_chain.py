@@ -1,0 +1,167 @@
+#!/usr/bin/env python3
+"""DawDreamer render script written by plugin-bridge <VERSION> (chain recipe).
+
+Rebuilds the mix in DawDreamer (each chain is one Faust program) and renders it:
+
+    python render_chain.py [OUTPUT.wav] [--input FILE]
+
+Needs numpy, dawdreamer, and soundfile (or scipy for WAV files); it does not import plugin-bridge.
+"""
+
+import argparse
+import json
+import os
+import sys
+
+import numpy as np
+
+import dawdreamer
+
+MIX = json.loads(
+    r"""
+{
+ "kind": "chain",
+ "input": "<DIR>/in é.wav",
+ "sample_rate": 44100,
+ "channels": 2,
+ "latency": 0,
+ "tail_frames": 191131,
+ "program": "import(\"stdfaust.lib\");\n// plugin-bridge chain: 11 effects, 44100 Hz, 2 -> 2 channels\n\n// Compressor (juce::dsp::Compressor): peak ballistics env = |x| + cte*(env' - |x|),\n// cte = at when |x| > env' else rl; gain = (max(env, thr)/thr)^expo; then make-up.\ncomp(at, rl, thr, expo, makeup) = _ <: (env, _) : apply\nwith {\n  env = abs : (\\(prev, a).(a + select2(a > prev, rl, at) * (prev - a))) ~ _;\n  apply(e, x) = x * pow(max(e, thr) / thr, expo) * makeup;\n};\n\n// Freeverb as juce::Reverb: comb out = buf[i]; last = out*(1-d) + last*d; buf[i] = in + last*fb.\nvcomb(n, fb, d) = (+ ~ (@(n - 1) : lp : *(fb))) : @(n)\nwith { lp = *(1.0 - d) : + ~ *(d); };\n// allpass: b = buf[i]; buf[i] = in + b*0.5; out = b - in.\nvallp(n) = _ <: ((+ ~ (@(n - 1) : *(0.5))) : @(n)), _ : -;\n\n// Feedback delay: w = x + fb*w@D; y = (1-mix)*x + mix*w@D.\nfbdelay(D, fb, dry, wet) = _ <: *(dry), ((+ ~ (@(D - 1) : *(fb))) : @(D) : *(wet)) :> _;\n\n// input: gain\nfx0 = par(i, 2, *(0.3182577591374434));\n// comp: compressor\nfx1 = par(i, 2, comp(0.9902881999523492, 0.9950827805734227, 0.029759183626968787, -0.8110368788660454, 1.819182058343888));\n// low: low_shelf\nfx2 = par(i, 2, fi.tf22t(0.9997667403383719, -1.9755898326367285, 0.9761063519050555, -1.9755842604729805, 0.9758786644071754));\n// mid: peak\nfx3 = par(i, 2, fi.tf22t(0.9546378320525931, -1.7868930247696075, 0.8505462697659071, -1.7868930247696075, 0.8051841018185002));\n// high: high_shelf\nfx4 = par(i, 2, fi.tf22t(1.361262408728395, -1.2990011389294414, 0.4592361850510663, -0.7517470856255579, 0.2732445404755781));\n// presence: peak\nfx5 = par(i, 2, fi.tf22t(0.9061368418244238, -1.3017458093773118, 0.6399657073961873, -1.3017458093773118, 0.546102549220611));\n// air: high_shelf\nfx6 = par(i, 2, fi.tf22t(0.9333085631294132, 0.1926911676180159, 0.16710520655466152, 0.1190964656205369, 0.17400847168155364));\n// reverb: reverb\nfx7 = (si.bus(2) <: ((+ : *(0.015) <: (_ <: vcomb(1116, 0.8437498009071854, 0.2), vcomb(1188, 0.8437498009071854, 0.2), vcomb(1277, 0.8437498009071854, 0.2), vcomb(1356, 0.8437498009071854, 0.2), vcomb(1422, 0.8437498009071854, 0.2), vcomb(1491, 0.8437498009071854, 0.2), vcomb(1557, 0.8437498009071854, 0.2), vcomb(1617, 0.8437498009071854, 0.2) :> vallp(556) : vallp(441) : vallp(341) : vallp(225)), (_ <: vcomb(1139, 0.8437498009071854, 0.2), vcomb(1211, 0.8437498009071854, 0.2), vcomb(1300, 0.8437498009071854, 0.2), vcomb(1379, 0.8437498009071854, 0.2), vcomb(1445, 0.8437498009071854, 0.2), vcomb(1514, 0.8437498009071854, 0.2), vcomb(1580, 0.8437498009071854, 0.2), vcomb(1640, 0.8437498009071854, 0.2) :> vallp(579) : vallp(464) : vallp(364) : vallp(248))), si.bus(2)) : \\(wl, wr, l, r).(wl * 0.38756521837276003 + wr * 0.0 + l * 1.0, wr * 0.38756521837276003 + wl * 0.0 + r * 1.0));\n// delay: delay\nfx8 = par(i, 2, fbdelay(12098, 0.4427026723752961, 0.7131198235491705, 0.2868801764508295));\n// width: width\nfx9 = (\\(l, r).((l + r) * 0.5 + (l - r) * 0.5 * 0.7842011637487915, (l + r) * 0.5 - (l - r) * 0.5 * 0.7842011637487915));\n// output: gain\nfx10 = par(i, 2, *(1.5074976662927368));\n\nprocess = fx0 : fx1 : fx2 : fx3 : fx4 : fx5 : fx6 : fx7 : fx8 : fx9 : fx10;\n"
+}
+"""
+)
+FAUST_FLAGS = ["-ftz", "2"]
+BLOCK_SIZE = 512
+
+
+def read_audio(path):
+    """(channels, frames) float32 and the sample rate."""
+    try:
+        import soundfile
+
+        data, rate = soundfile.read(path, dtype="float32", always_2d=True)
+        return np.ascontiguousarray(data.T), int(rate)
+    except ImportError:
+        from scipy.io import wavfile
+
+        rate, data = wavfile.read(path)
+        if data.dtype.kind == "i":
+            data = data / float(np.iinfo(data.dtype).max)
+        data = np.atleast_2d(np.asarray(data, dtype=np.float32).T) if data.ndim > 1 else data[None, :]
+        return np.ascontiguousarray(data, dtype=np.float32), int(rate)
+
+
+def write_audio(path, audio, rate):
+    """Write (channels, frames) float32 as a 32-bit float WAV, atomically."""
+    tmp = path + ".part.wav"
+    try:
+        import soundfile
+
+        soundfile.write(tmp, audio.T, rate, subtype="FLOAT")
+    except ImportError:
+        from scipy.io import wavfile
+
+        wavfile.write(tmp, rate, np.ascontiguousarray(audio.T))
+    os.replace(tmp, path)
+
+
+def render_faust(code, x, rate):
+    """Run one Faust program over the whole signal x (channels, n); returns (out channels, n)."""
+    n = x.shape[1]
+    engine = dawdreamer.RenderEngine(rate, BLOCK_SIZE)
+    play = engine.make_playback_processor("input", np.ascontiguousarray(x, dtype=np.float32))
+    faust = engine.make_faust_processor("chain")
+    faust.compile_flags = FAUST_FLAGS
+    faust.set_dsp_string(code)
+    if not faust.compile():
+        sys.exit("the Faust program does not compile")
+    engine.load_graph([(play, []), (faust, ["input"])])
+    engine.render((n + 0.5) / rate)
+    return np.ascontiguousarray(engine.get_audio()[:, :n], dtype=np.float32)
+
+
+def find(path):
+    """The stem file, or a file of the same name beside this script."""
+    if os.path.exists(path):
+        return path
+    here = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.path.basename(path))
+    if os.path.exists(here):
+        return here
+    sys.exit("stem not found: " + path)
+
+
+def pan(x, gains, gain=1.0):
+    """Pan (1 or 2, n) to stereo with precomputed [left, right] gains, times a fader gain."""
+    gl, gr = gains
+    t = x.dtype.type
+    if x.shape[0] == 1:
+        return np.vstack((x * t(gain * gl), x * t(gain * gr)))
+    if gl == gr == 1.0:
+        return x * t(gain) if gain != 1.0 else x
+    return np.vstack((x[0:1] * t(gain * gl), x[1:2] * t(gain * gr)))
+
+
+def delayed(x, d):
+    if d <= 0:
+        return x
+    return np.concatenate((np.zeros((x.shape[0], d), dtype=x.dtype), x[:, : x.shape[1] - d]), axis=1)
+
+
+def render_chain(input_path):
+    x, rate = read_audio(find(input_path))
+    if rate != MIX["sample_rate"] or x.shape[0] != MIX["channels"]:
+        sys.exit("the Faust program was built for %d Hz, %d channel(s)" % (MIX["sample_rate"], MIX["channels"]))
+    extra = MIX["tail_frames"] + MIX["latency"]
+    x = np.concatenate((x, np.zeros((x.shape[0], extra), dtype=np.float32)), axis=1)
+    y = render_faust(MIX["program"], x, rate)
+    return y[:, MIX["latency"] :], rate
+
+
+def render_session():
+    rate, frames, latency = MIX["sample_rate"], MIX["frames"], MIX["latency"]
+    n = frames + latency
+    acc = {name: np.zeros((2, n), dtype=np.float32) for name in MIX["buses"]}
+    master = None
+    for node in MIX["nodes"]:
+        if node["file"] is not None:
+            if not node["audible"]:
+                continue
+            x, r = read_audio(find(node["file"]))
+            if r != rate:
+                sys.exit("%s is at %d Hz; this script needs %d Hz stems" % (node["file"], r, rate))
+            x = x[:, :n]
+            x = np.concatenate((x, np.zeros((x.shape[0], n - x.shape[1]), dtype=np.float32)), axis=1)
+        else:
+            x = acc[node["name"]]
+        if node["invert"]:
+            x = -x
+        if node["program"] is not None:
+            x = render_faust(node["program"], x, rate)
+        pre = pan(x, node["pan_gains"]) if any(s[2] for s in node["sends"]) else None
+        post = pan(x, node["pan_gains"], node["gain"])
+        if node["name"] == "master":
+            master = post
+        for bus, gain, pre_fader, delay in node["edges"]:
+            y = pre if pre_fader else post
+            y = y * gain if gain != 1.0 else y
+            acc[bus] += delayed(y, delay)
+    return master[:, latency : latency + frames], rate
+
+
+def main():
+    parser = argparse.ArgumentParser(description="Render the exported mix with DawDreamer.")
+    parser.add_argument("output", nargs="?", default="mix_dawdreamer.wav")
+    parser.add_argument("--input", help="chain recipes: the audio file to render (default: the recipe's)")
+    args = parser.parse_args()
+    if MIX["kind"] == "chain":
+        audio, rate = render_chain(args.input or MIX["input"])
+    else:
+        audio, rate = render_session()
+    if not np.isfinite(audio).all():
+        sys.exit("the render produced NaN or infinite samples")
+    write_audio(args.output, audio, rate)
+    print("wrote %s: %.2f s at %d Hz" % (args.output, audio.shape[1] / rate, rate))
+
+
+if __name__ == "__main__":
+    main()

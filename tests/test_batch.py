@@ -177,3 +177,29 @@ def test_html_report_renders_in_headless_chromium(tmp_path):
     assert "3 items: 2 done, 1 failed" in dom
     assert "bad.wav" in dom and "cannot decode audio" in dom
     assert dom.count("data:image/png;base64,") == 2  # loudness and parameter plots
+
+
+def test_batch_exports_and_daw_render_scripts(tmp_path):
+    pytest.importorskip("dawdreamer")
+    rpp = pytest.importorskip("rpp")
+    sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parent.parent / "render_scripts"))
+    import batch_reaper_project
+    import rerender_dawdreamer
+
+    src = _catalog(tmp_path / "in", n=2, seconds=3.0)
+    out = tmp_path / "out"
+    opts = _opts(src, out, workers=2)
+    opts.job = JobOptions(out_dir=str(out), vector=VECTOR, export=("midi", "json"))
+    assert run_batch(opts).done == 2
+    assert sorted(p.name for p in (out / "sóng 0" / "export").iterdir()) == [
+        "sóng 0.cc7.mid",
+        "sóng 0.recipe.json",
+    ]
+    assert rerender_dawdreamer.main([str(out)]) == 0
+    again, sr = sf.read(out / "sóng 0" / "mix_dawdreamer.wav", always_2d=True)
+    assert sr == 44100 and np.isfinite(again).all() and again.shape[0] > 3 * 44100
+    assert batch_reaper_project.main([str(out), "-o", str(tmp_path / "catalog.RPP")]) == 0
+    project = rpp.loads((tmp_path / "catalog.RPP").read_text())
+    tracks = project.findall("TRACK")
+    assert len(tracks) == 2
+    assert sum(1 for t in tracks for item in t.findall("ITEM")) == 2

@@ -13,7 +13,7 @@ import json
 import os
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -116,7 +116,8 @@ def process_item(item: Item, opts: JobOptions) -> dict:
         )
     mastered, res = master_array(mixed, sr, target=opts.target)
     write_audio(out / "mix.wav", mastered, sr)
-    row = {
+    outputs = ["mix.wav", "recipe.json", *_write_recipe(item, opts, choice, sr, out)]
+    return {
         "id": item.id,
         "kind": item.kind,
         **choice,
@@ -128,7 +129,31 @@ def process_item(item: Item, opts: JobOptions) -> dict:
         "render_seconds": round(time.perf_counter() - start, 3),
         "duration_s": round(mastered.shape[1] / sr, 3),
         "warnings": list(res.warnings),
-        "outputs": ["mix.wav", "recipe.json"],
+        "outputs": outputs,
     }
-    write_json_atomic(out / "recipe.json", {"item": item.id, "options": asdict(opts), **row})
-    return row
+
+
+def _write_recipe(item: Item, opts: JobOptions, choice: dict, sample_rate: int, out: Path) -> list[str]:
+    """Write the item's mix recipe (what re-renders the mix before mastering) and its exports."""
+    from ..backends import get_backend
+    from ..export import export_recipe
+    from ..export.recipe import recipe_from_chain, recipe_from_session
+
+    backend = get_backend(opts.backend).name
+    if item.kind == "session":
+        recipe = recipe_from_session(item.path, backend=backend)
+    else:
+        recipe = recipe_from_chain(
+            choice["chain"],
+            vector=choice["vector"],
+            model_id=choice["model"],
+            input_path=item.path,
+            sample_rate=sample_rate,
+            backend=backend,
+        )
+    recipe.save(out / "recipe.json")
+    written: list[str] = []
+    if opts.export:
+        files = export_recipe(recipe, out / "export", tuple(opts.export))
+        written = sorted(str(Path(p).relative_to(out)) for paths in files.values() for p in paths)
+    return written

@@ -14,6 +14,9 @@ of the chain's `ParamSpace`::
           gain_db: {min: -8, max: 8, default: 0}        # predicted, name "low.gain_db"
 
 A predicted range must lie inside the effect's valid range; ``curve`` defaults to the effect's.
+A slot may add ``plugin: NAME`` (a plugin map, e.g. ``ZamCompX2``): its ``type`` and real-unit
+``params`` stay the canonical ones, and backends that can host the plugin render it through the
+map (`plugin_bridge.plugins`), the others the built-in effect.
 """
 
 from __future__ import annotations
@@ -53,6 +56,7 @@ class Slot:
     type: str
     fixed: Mapping[str, float]
     predicted: Mapping[str, ParamSpec]
+    plugin: str | None = None
 
 
 @dataclass(frozen=True)
@@ -84,7 +88,7 @@ class Chain:
             params = dict(slot.fixed)
             for pname, spec in slot.predicted.items():
                 params[pname] = spec.check(values.get(spec.name, spec.default))
-            out.append(Effect(slot.id, slot.type, params))
+            out.append(Effect(slot.id, slot.type, params, slot.plugin))
         return out
 
     def resolve_vector(self, vector: Sequence[float] | np.ndarray) -> list[Effect]:
@@ -103,7 +107,10 @@ class Chain:
                     "default": spec.default,
                     "curve": spec.curve,
                 }
-            effects.append({"id": slot.id, "type": slot.type, "params": params})
+            entry = {"id": slot.id, "type": slot.type, "params": params}
+            if slot.plugin:
+                entry["plugin"] = slot.plugin
+            effects.append(entry)
         return {
             "name": self.name,
             "description": self.description,
@@ -123,11 +130,14 @@ def _slot_from_dict(raw: object, index: int, where: str) -> Slot:
         specs = {s.name: s for s in effect_specs(etype)}
     except ChainError as e:
         raise ChainError(f"{where}: effect {sid!r}: {e}") from None
-    unknown_keys = set(raw) - {"id", "type", "params"}
+    unknown_keys = set(raw) - {"id", "type", "params", "plugin"}
     if unknown_keys:
         raise ChainError(
-            f"{where}: effect {sid!r}: unknown keys {sorted(unknown_keys)} (valid: id, type, params)"
+            f"{where}: effect {sid!r}: unknown keys {sorted(unknown_keys)} (valid: id, type, params, plugin)"
         )
+    plugin = raw.get("plugin")
+    if plugin is not None and (not isinstance(plugin, str) or not plugin.strip()):
+        raise ChainError(f"{where}: effect {sid!r}: 'plugin' must name a plugin map (e.g. ZamCompX2)")
     params = raw.get("params") or {}
     if not isinstance(params, Mapping):
         raise ChainError(f"{where}: effect {sid!r}: 'params' must be a mapping")
@@ -163,7 +173,7 @@ def _slot_from_dict(raw: object, index: int, where: str) -> Slot:
                 fixed[pname] = base.check(value, where=f"{sid}.")
         except ParameterError as e:
             raise ChainError(f"{where}: {e}") from None
-    return Slot(sid, etype, fixed, predicted)
+    return Slot(sid, etype, fixed, predicted, plugin)
 
 
 def chain_from_dict(data: Mapping, source: str = "<dict>") -> Chain:
@@ -227,7 +237,15 @@ def effects_from_dicts(items: Sequence[Mapping]) -> list[Effect]:
     out = []
     for i, item in enumerate(items):
         try:
-            out.append(Effect(str(item.get("id", f"fx{i}")), str(item["type"]), dict(item.get("params", {}))))
+            plugin = item.get("plugin")
+            out.append(
+                Effect(
+                    str(item.get("id", f"fx{i}")),
+                    str(item["type"]),
+                    dict(item.get("params", {})),
+                    str(plugin) if plugin else None,
+                )
+            )
         except KeyError:
             raise ChainError(f"effect #{i} has no 'type'") from None
         except PluginBridgeError:

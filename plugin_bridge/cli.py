@@ -68,6 +68,7 @@ def _cmd_render(args: argparse.Namespace) -> int:
         downmix=args.downmix,
         subtype=SUBTYPES[args.bit_depth] if args.bit_depth else None,
         progress=args.progress,
+        strict=args.strict,
     )
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))
@@ -200,6 +201,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="progress bar (default: on a terminal for inputs over 10 s)",
     )
     r.add_argument("--json", action="store_true", help="print the result as JSON")
+    r.add_argument(
+        "--strict",
+        action="store_true",
+        help="a chain slot naming a plugin that cannot be hosted is an error (default: built-in fallback)",
+    )
     r.set_defaults(func=_cmd_render)
 
     rs = sub.add_parser("render-session", help="render a multitrack session (tracks, buses, sends, master)")

@@ -113,12 +113,15 @@ class Effect:
     """One effect with every parameter set to a validated real-unit value.
 
     ``id`` names the slot in its chain (e.g. ``"comp"``), ``type`` is a canonical effect type and
-    ``params`` maps each of the type's parameter names to a value inside its range.
+    ``params`` maps each of the type's parameter names to a value inside its range. ``plugin``
+    optionally names a plugin map (`plugin_bridge.plugins.maps`) that renders this effect on a real
+    third-party plugin where the backend can host it (the built-in is the fallback).
     """
 
     id: str
     type: str
     params: Mapping[str, float] = field(default_factory=dict)
+    plugin: str | None = None
 
     def __post_init__(self) -> None:
         specs = effect_specs(self.type)
@@ -155,8 +158,11 @@ class Effect:
         return False
 
     def to_dict(self) -> dict:
-        """``{"id", "type", "params"}`` with plain floats."""
-        return {"id": self.id, "type": self.type, "params": dict(self.params)}
+        """``{"id", "type", "params"}`` with plain floats (and ``"plugin"`` when one is named)."""
+        out = {"id": self.id, "type": self.type, "params": dict(self.params)}
+        if self.plugin:
+            out["plugin"] = self.plugin
+        return out
 
 
 def clamp_to_sample_rate(effect: Effect, sample_rate: float) -> Effect:
@@ -183,6 +189,7 @@ def clamp_to_sample_rate(effect: Effect, sample_rate: float) -> Effect:
     object.__setattr__(lowered, "id", effect.id)
     object.__setattr__(lowered, "type", effect.type)
     object.__setattr__(lowered, "params", params)
+    object.__setattr__(lowered, "plugin", effect.plugin)
     return lowered
 
 

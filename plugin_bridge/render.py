@@ -104,8 +104,15 @@ def _backend(backend: str | Backend) -> Backend:
     return backend if isinstance(backend, Backend) else get_backend(backend)
 
 
-def _prepare(backend: Backend, effects: Sequence[Effect], sample_rate: float, channels: int) -> Processor:
+def _prepare(
+    backend: Backend, effects: Sequence[Effect], sample_rate: float, channels: int, strict: bool = False
+) -> Processor:
     effects = [clamp_to_sample_rate(e, sample_rate) for e in effects]
+    if any(e.plugin for e in effects):
+        from .plugins.hosting import plan_effects
+
+        # slots this backend will not host lose their plugin here, with a warning (or an error if strict)
+        effects = plan_effects(effects, backend.name, strict)
     try:
         return backend.prepare(effects, sample_rate, channels)
     except PluginBridgeError:
@@ -174,16 +181,20 @@ def render_array(
     backend: str | Backend = "auto",
     tail: bool = False,
     block_size: int = DEFAULT_BLOCK,
+    *,
+    strict: bool = False,
 ) -> np.ndarray:
     """Render an in-memory signal through a chain; returns ``(channels, samples)`` float32.
 
     ``audio`` is ``(channels, samples)`` or 1-D mono at ``sample_rate`` Hz. The output has the
     input's length, plus the effects' tails when ``tail`` is true. Latency is compensated.
+    Slots naming a plugin the backend cannot host fall back to the built-in with a warning, or
+    raise `PluginError` when ``strict``.
     """
     arr = check_audio_array(audio, sample_rate)
     effects = resolve_effects(chain, values, vector)
     be = _backend(backend)
-    proc = _prepare(be, effects, sample_rate, arr.shape[0])
+    proc = _prepare(be, effects, sample_rate, arr.shape[0], strict)
     extra = chain_tail_frames(effects, sample_rate) if tail else 0
     blocks = (arr[:, i : i + block_size] for i in range(0, arr.shape[1], block_size))
     out = list(_run(proc, be, blocks, arr.shape[0], extra, block_size))
@@ -212,19 +223,22 @@ def render_file(
     subtype: str | None = None,
     block_size: int = DEFAULT_BLOCK,
     progress: bool | None = None,
+    *,
+    strict: bool = False,
 ) -> RenderResult:
     """Render an audio file through a chain and write the result atomically.
 
     Reads wav/flac/ogg/mp3 in blocks (memory stays bounded on the streaming backends), writes
     wav (32-bit float) or flac (24-bit). The output keeps effect tails unless ``tail`` is false.
     Everything is validated before any audio is processed; the input is never overwritten.
+    ``strict`` makes a plugin slot that cannot be hosted an error instead of a built-in fallback.
     """
     info = inspect_audio(input_path, downmix)
     out = check_output_path(output_path, (input_path,))
     effects = resolve_effects(chain, values, vector)
     be = _backend(backend)
     channels = min(info.channels, 2)
-    proc = _prepare(be, effects, info.sample_rate, channels)
+    proc = _prepare(be, effects, info.sample_rate, channels, strict)
     extra = chain_tail_frames(effects, info.sample_rate) if tail else 0
     bar = _progress_bar(info.frames + extra + proc.latency, progress, info.duration)
     start = time.perf_counter()

@@ -27,6 +27,9 @@ DawDreamer/Faust traps handled here (see /work/shared/HOSTING.md):
   ``(n + 0.5) / sample_rate`` seconds and check the length;
 - Faust's ``-double`` flag corrupts recursive signals inside DawDreamer 0.9.0: the program runs in
   float32 and is written for it (see `faust_codegen`).
+
+A chain with slots that name a plugin (``Effect.plugin``: VST2, VST3 or LV2 through a map) is split
+into Faust segments around plugin nodes in one graph (`plugin_bridge.plugins.hosting`).
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ import logging
 import sys
 import threading
 from collections.abc import Sequence
+from dataclasses import replace
 
 import numpy as np
 
@@ -205,6 +209,13 @@ class DawDreamerBackend(Backend):
 
         Compiles in the calling thread (typically 0.1-1 s); raises `BackendError` if it fails.
         """
+        if any(e.plugin for e in effects):
+            from ..plugins.hosting import dawdreamer_processor
+
+            hosted = dawdreamer_processor(effects, sample_rate, channels)
+            if hosted is not None:
+                return hosted  # type: ignore[return-value]
+            effects = [replace(e, plugin=None) for e in effects]
         program = chain_program(effects, sample_rate, channels)
         log.debug("dawdreamer: Faust program for %d effects:\n%s", len(effects), program.code)
         return DawDreamerProcessor(program, sample_rate)

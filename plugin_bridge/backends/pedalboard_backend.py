@@ -6,6 +6,10 @@ pedalboard lacks run as the numpy backend's stages between them: ``width`` and `
 panning), and ``limiter`` (pedalboard's Limiter is JUCE's two-stage compressor with automatic
 make-up gain, not a look-ahead brick-wall ceiling, so the bridge's own limiter is used on every
 backend). Neutral effects (0 dB EQ, dry delay...) are skipped.
+
+A slot that names a plugin (``Effect.plugin``) whose map binds a VST3 is rendered by that plugin
+(`plugin_bridge.plugins.hosting.PedalboardPluginStage`); other formats, missing or known-bad plugins
+fall back to the built-in effect with a warning.
 """
 
 from __future__ import annotations
@@ -120,6 +124,15 @@ class PedalboardBackend(Backend):
         for effect in effects:
             if effect.is_neutral():
                 continue
+            if effect.plugin:
+                from ..plugins.hosting import HostPlan, PedalboardPluginStage, plan_slot
+
+                planned = plan_slot(effect, self.name)
+                if isinstance(planned, HostPlan):
+                    flush()
+                    stages.append(PedalboardPluginStage(planned, sample_rate, ch))
+                    continue
+                effect = planned
             plugins = native_plugins(effect, sample_rate)
             if plugins is not None:
                 run.extend(plugins)

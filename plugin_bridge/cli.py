@@ -49,6 +49,21 @@ def load_params_file(path: str | Path) -> dict:
 def _cmd_render(args: argparse.Namespace) -> int:
     from .render import render_file
 
+    if args.recipe:
+        if args.params or args.vector or args.chain != "default":
+            raise ParameterError(
+                "--recipe carries its own chain and parameters: drop --chain/--params/--vector"
+            )
+        from .export.recipe import render_recipe
+
+        backend = None if args.backend == "auto" else args.backend
+        res = render_recipe(args.recipe, args.output, backend=backend, input_path=args.input)
+        print(
+            f"wrote {res.output}: {res.frames / res.sample_rate:.2f} s, backend {res.backend} (recipe {args.recipe})"
+        )
+        return 0
+    if args.input is None:
+        raise ParameterError("render needs an input file (or --recipe FILE)")
     values = vector = None
     if args.params and args.vector:
         raise ParameterError("give --params or --vector, not both")
@@ -183,7 +198,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     r = sub.add_parser("render", help="render an audio file through a chain")
-    r.add_argument("input", help="input audio (wav, flac, ogg, mp3)")
+    r.add_argument("input", nargs="?", help="input audio (wav, flac, ogg, mp3); optional with --recipe")
+    r.add_argument(
+        "--recipe", help="re-render a mix recipe (.json) bit-identically (its input unless IN is given)"
+    )
     r.add_argument("-o", "--output", required=True, help="output file (.wav 32-bit float or .flac 24-bit)")
     r.add_argument("--chain", default="default", help="shipped chain name or chain file (default: default)")
     r.add_argument("--params", help="JSON file of real-unit values {name: value} or {'vector': [...]}")

@@ -181,3 +181,16 @@ def test_cli_unknown_backend_is_a_usage_error(capsys, stereo_wav, tmp_path):
     with pytest.raises(SystemExit) as e:
         main(["render", str(stereo_wav), "-o", str(tmp_path / "o.wav"), "--backend", "juce"])
     assert e.value.code == 2 and "invalid choice: 'juce'" in capsys.readouterr().err
+
+
+def test_cli_render_recipe_is_bit_identical(capsys, stereo_wav, tmp_path):
+    from plugin_bridge.export.recipe import recipe_from_chain
+
+    recipe = recipe_from_chain("default", vector=[0.6] * 18, input_path=stereo_wav, backend="numpy")
+    path = recipe.save(tmp_path / "r.json")
+    render_file(stereo_wav, tmp_path / "first.wav", "default", vector=[0.6] * 18, backend="numpy")
+    code, _, err = _cli(capsys, "render", "--recipe", path, "-o", tmp_path / "again.wav")
+    assert code == 0, err
+    np.testing.assert_array_equal(sf.read(tmp_path / "first.wav")[0], sf.read(tmp_path / "again.wav")[0])
+    code, _, err = _cli(capsys, "render", "--recipe", path, "--vector", "0.1", "-o", tmp_path / "x.wav")
+    assert code == 1 and "drop --chain/--params/--vector" in err

@@ -296,6 +296,15 @@ def _safe_name(name: str) -> str:
     return re.sub(r"[^\w.\- ]+", "_", name).strip() or "track"
 
 
+def _native_dawdreamer(session: Session, backend: str | Backend) -> bool:
+    """True when a session renders through one native DawDreamer graph: the dawdreamer backend and
+    no hosted-plugin slot (those go through the per-node executor, whose chains host plugins)."""
+    if getattr(backend, "name", backend) != "dawdreamer":
+        return False
+    nodes = (*session.tracks, *session.buses, session.master)
+    return not any(e.plugin for n in nodes for e in n.effects)
+
+
 def render_session_array(
     session: Session | str | os.PathLike,
     backend: str | Backend = "auto",
@@ -304,7 +313,7 @@ def render_session_array(
 ) -> tuple[np.ndarray, int, dict[str, np.ndarray]]:
     """Render a session in memory: ``(mix (2, n) float32, sample_rate, {track: stem (2, n) float32})``."""
     s = session if isinstance(session, Session) else load_session(session)
-    if getattr(backend, "name", backend) == "dawdreamer":  # one native RenderEngine graph
+    if _native_dawdreamer(s, backend):  # one native RenderEngine graph
         from .dawdreamer_session import render_session_dawdreamer
 
         return render_session_dawdreamer(s, tail)
@@ -342,7 +351,7 @@ def render_session(
     stem_dir = Path(stems_out) if stems_out else None
     if stem_dir is not None:
         stem_dir.mkdir(parents=True, exist_ok=True)
-    native = getattr(backend, "name", backend) == "dawdreamer"
+    native = _native_dawdreamer(s, backend)
     if native:  # one native RenderEngine graph, the whole session in one block
         from .dawdreamer_session import DawDreamerSessionGraph
 

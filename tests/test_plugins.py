@@ -438,3 +438,32 @@ def test_lv2_manifest_parsing_without_lv2ls():
         "dpl:ui_gl a ui:X11UI .\n"
     )
     assert manifest_plugin_uris(text) == ["http://gareus.org/oss/lv2/dpl#stereo", "urn:zamaudio:ZamComp"]
+
+
+@needs_zam
+@needs_dd
+def test_sessions_host_plugin_slots_on_dawdreamer_too(tmp_path):
+    """A session with a plugin slot renders the hosted plugin on dawdreamer (not the built-in)."""
+    import soundfile as sf
+    import yaml
+    from signals import noise
+
+    from plugin_bridge.mixer import render_session_array
+
+    sf.write(tmp_path / "a.wav", noise(1.0, level_db=-10).T, SR, subtype="FLOAT")
+    comp = {"id": "c", "type": "compressor", "params": {"threshold_db": -30, "ratio": 8, "attack_ms": 5}}
+    session = tmp_path / "s.yaml"
+    session.write_text(
+        yaml.safe_dump(
+            {
+                "tracks": [
+                    {"name": "a", "file": "a.wav", "chain": {"effects": [{**comp, "plugin": "ZamCompX2"}]}}
+                ]
+            }
+        )
+    )
+    hosted_dd, _, _ = render_session_array(session, backend="dawdreamer")
+    hosted_pb, _, _ = render_session_array(session, backend="pedalboard")
+    builtin, _, _ = render_session_array(session, backend="numpy")
+    assert np.max(np.abs(hosted_dd - hosted_pb)) < 1e-3
+    assert np.max(np.abs(hosted_dd - builtin)) > 1e-3  # really the plugin, not the built-in

@@ -19,7 +19,7 @@ $(VENV)/.installed: $(PY) pyproject.toml
 
 $(VENV)/.installed-test: $(VENV)/.installed pyproject.toml
 	$(PIP) install -q -e '.[test,dawdreamer]'
-	$(PIP) install -q torch==2.13.0
+	$(PIP) install -q torch==2.13.0 'onnx>=1.16'
 	touch $@
 
 install: $(VENV)/.installed
@@ -37,6 +37,7 @@ system-deps:
 
 demo: install system-deps
 	$(VENV)/bin/plugin-bridge demo -o demo_output
+	$(VENV)/bin/plugin-bridge mix demo_output/demo_song.wav -o demo_output/ai_mix --model all
 
 test: install-test
 	$(PY) -m pytest -q

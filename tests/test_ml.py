@@ -1,0 +1,275 @@
+"""Models work: features, the exact-inverse training protocol, splits, a tiny end-to-end training with
+ONNX export, the parameter-space check, the eval and mix commands, and the shipped models."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from plugin_bridge.chain import load_chain
+from plugin_bridge.ml import corpus as C
+from plugin_bridge.ml.features import (
+    CLIP_FRAMES,
+    N_FRAMES,
+    N_GLOBAL,
+    N_MELS,
+    clip_features,
+    mel_matrix,
+    song_features,
+)
+from plugin_bridge.render import render_array
+
+ROOT = Path(__file__).resolve().parents[1]
+SR = 44100
+
+
+def _music(seconds: float, seed: int) -> np.ndarray:
+    """A crude stereo 'song': a few panned harmonic tones with envelopes plus noise hits."""
+    rng = np.random.default_rng(seed)
+    n = int(seconds * SR)
+    t = np.arange(n) / SR
+    out = np.zeros((2, n))
+    for _ in range(6):
+        f = 55 * 2 ** rng.uniform(0, 6)
+        pan = rng.uniform(-0.8, 0.8)
+        env = 0.5 + 0.5 * np.sin(2 * np.pi * rng.uniform(0.2, 2) * t + rng.uniform(0, 6))
+        tone = env * sum(np.sin(2 * np.pi * f * k * t) / k for k in range(1, 5))
+        out += np.stack([(1 - pan) * tone, (1 + pan) * tone]) * 0.05
+    hits = rng.standard_normal((2, n)) * (np.sin(2 * np.pi * 2 * t) > 0.95) * 0.1
+    return (out + hits).astype(np.float32)
+
+
+def test_mel_matrix_matches_librosa():
+    librosa = pytest.importorskip("librosa")
+    ref = librosa.filters.mel(sr=SR, n_fft=2048, n_mels=N_MELS, fmin=30.0, fmax=16000.0)
+    assert np.max(np.abs(ref - mel_matrix())) < 1e-7
+
+
+def test_features_shapes_and_finite():
+    mel, glob = clip_features(_music(3.0, 0))
+    assert mel.shape == (2, N_MELS, N_FRAMES) and glob.shape == (N_GLOBAL,)
+    assert np.isfinite(mel).all() and np.isfinite(glob).all()
+    mels, globs = song_features(_music(20.0, 1), SR, n_clips=4)
+    assert mels.shape == (4, 2, N_MELS, N_FRAMES) and globs.shape == (4, N_GLOBAL)
+    # mono and other rates are accepted
+    m2, _ = song_features(_music(5.0, 2)[0], 22050, n_clips=2)
+    assert m2.shape[1:] == (2, N_MELS, N_FRAMES)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_exact_inverse_label_produces_the_target(seed):
+    """The label is a chain vector that turns the mis-mix back into the reference (numpy backend)."""
+    rng = np.random.default_rng(seed)
+    ref = C.reference_clip(_music(4.0, seed), rng)
+    theta = C.random_theta(rng)
+    mixed = C.mismix_exact(ref, SR, theta)
+    assert np.max(np.abs(mixed - ref)) > 1e-3  # it did change
+    space = load_chain("default").space
+    vec = space.to_vector(C.full_values(theta))
+    out = render_array(mixed, SR, "default", vector=vec, backend="numpy")
+    assert np.max(np.abs(out - ref)) < 1e-5
+    assert np.max(np.abs(C.apply_corrective(mixed, SR, theta) - ref)) < 1e-6
+
+
+def test_exact_inverse_on_pedalboard():
+    pytest.importorskip("pedalboard")
+    rng = np.random.default_rng(5)
+    ref = C.reference_clip(_music(4.0, 5), rng)
+    theta = C.random_theta(rng)
+    mixed = C.mismix_exact(ref, SR, theta)
+    vec = load_chain("default").space.to_vector(C.full_values(theta))
+    out = render_array(mixed, SR, "default", vector=vec, backend="pedalboard")
+    assert np.max(np.abs(out - ref)) < 1e-3  # JUCE runs the biquads in float32
+
+
+def test_robust_degradation_label_is_the_best_chain_fit():
+    rng = np.random.default_rng(3)
+    ref = C.reference_clip(_music(4.0, 3), rng)
+    for _ in range(5):
+        mixed, labels, residual = C.random_degradation(ref, SR, rng)
+        assert set(labels) == set(C.LABELLED)
+        space = load_chain("default").space
+        for k, v in labels.items():
+            assert space.spec(k).min <= v <= space.spec(k).max
+        assert residual < 1.5  # dB RMS over 40 Hz - 16 kHz
+        assert mixed.shape == ref.shape
+
+
+def test_fit_recovers_chain_gains():
+    gains = np.array([3.0, -2.0, 1.5, -1.0, 2.5])
+    fit, offset, residual = C.fit_chain_eq(C.chain_eq_response_db(gains) + 1.0)
+    assert np.allclose(fit, gains, atol=0.05) and abs(offset - 1.0) < 0.05 and residual < 0.01
+
+
+def test_splits_are_by_song_and_deterministic():
+    names = {"a": [f"a{i}" for i in range(10)], "b": [f"b{i}" for i in range(20)], "c": ["c0"]}
+    s1, s2 = C.assign_splits(names, 0), C.assign_splits(names, 0)
+    assert s1 == s2
+    assert set(s1) == {n for v in names.values() for n in v}  # every song in exactly one split
+    assert {s1[n] for n in names["a"]} == {"train", "val", "test"}
+    assert s1["c0"] == "train"
+
+
+# ----------------------------------------------------------------------------- tiny end to end
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """A 4-song corpus of generated music, tiny models trained on it and exported to ONNX."""
+    pytest.importorskip("torch")
+    pytest.importorskip("onnx")
+    root = tmp_path_factory.mktemp("ml")
+    (root / "songs").mkdir()
+    songs = []
+    for i, split in enumerate(["train", "train", "val", "test"]):
+        path = root / "songs" / f"s{i}.flac"
+        sf.write(path, _music(8.0, 10 + i).T, SR, subtype="PCM_24")
+        songs.append({"name": f"s{i}", "source": "generated", "path": str(path), "split": split})
+    (root / "manifest.json").write_text(json.dumps({"seed": 0, "songs": songs}))
+    sys.path.insert(0, str(ROOT / "render_scripts"))
+    try:
+        import train_models
+    finally:
+        sys.path.pop(0)
+    out = root / "models"
+    rc = train_models.main(
+        [
+            str(root),
+            "-o",
+            str(out),
+            "--tiny",
+            "--n-train",
+            "48",
+            "--n-val",
+            "12",
+            "--n-test",
+            "4",
+            "--workers",
+            "1",
+        ]
+    )
+    assert rc == 0
+    return root, out
+
+
+@pytest.mark.slow
+def test_tiny_training_exports_onnx_with_cards(tiny):
+    from plugin_bridge.ml.inference import load_model
+
+    _, out = tiny
+    for name in ("cnn", "cnn_large", "ast"):
+        assert (out / f"{name}.onnx").is_file() and (out / f"{name}.md").is_file()
+        card = json.loads((out / f"{name}.json").read_text())
+        assert card["onnx_check_max_abs_diff"] < 1e-4  # torch and onnxruntime agree
+        assert card["space_version"] == "mix-v1" and card["labelled"] == list(C.LABELLED)
+        assert set(card["test"]["mae_per_param"]) == set(C.LABELLED)
+    ens = load_model("ensemble", out)
+    w = np.asarray(json.loads((out / "ensemble.json").read_text())["weights"])
+    assert w.shape == (3, len(C.LABELLED)) and np.allclose(w.sum(axis=0), 1.0)
+    mel, glob = song_features(_music(6.0, 1), SR, n_clips=2)
+    p = ens.predict(mel, glob)
+    assert p.shape == (2, len(C.LABELLED)) and (p >= 0).all() and (p <= 1).all()
+
+
+@pytest.mark.slow
+def test_other_space_version_is_a_clear_error(tiny, tmp_path):
+    from plugin_bridge.ml.inference import ModelError, load_model
+
+    _, out = tiny
+    bad = tmp_path / "models"
+    shutil.copytree(out, bad)
+    card = json.loads((bad / "cnn.json").read_text())
+    card["space_version"] = "mix-v0"
+    (bad / "cnn.json").write_text(json.dumps(card))
+    with pytest.raises(ModelError, match="mix-v0"):
+        load_model("cnn", bad)
+    card["space_version"], card["space_fingerprint"] = "mix-v1", "0000000000000000"
+    (bad / "cnn.json").write_text(json.dumps(card))
+    with pytest.raises(ModelError, match="fingerprint"):
+        load_model("cnn", bad)
+    with pytest.raises(ModelError, match="mix-v0|fingerprint"):
+        load_model("ensemble", bad)
+    with pytest.raises(ModelError, match="unknown model"):
+        load_model("nope", bad)
+
+
+@pytest.mark.slow
+def test_eval_cli_on_two_files(tiny, tmp_path, capsys):
+    from plugin_bridge.cli import main
+
+    _, out = tiny
+    data = tmp_path / "refs"
+    data.mkdir()
+    for i in range(2):
+        sf.write(data / f"t{i}.wav", _music(5.0, 30 + i).T, SR)
+    assert main(["eval", "--data", str(data), "--n", "2", "--models-dir", str(out), "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["n"] == 2
+    assert {"input", "loudnorm", "cnn", "cnn_large", "ast", "ensemble", "oracle"} <= set(res["rows"])
+    assert res["rows"]["oracle"]["mae"] == 0.0
+    for row in ("cnn", "ensemble"):
+        r = res["rows"][row]
+        assert 0 <= r["mae"] <= 1 and 0 <= r["closer"] <= 1 and r["mrstft"] > 0
+
+
+@pytest.mark.slow
+def test_mix_cli_all_models(tiny, tmp_path, monkeypatch, capsys):
+    from plugin_bridge.cli import main
+
+    _, out = tiny
+    monkeypatch.setenv("PLUGIN_BRIDGE_MODELS", str(out))
+    song = tmp_path / "song.wav"
+    sf.write(song, _music(6.0, 7).T, SR)
+    assert main(["mix", str(song), "-o", str(tmp_path / "mix"), "--model", "all", "--backend", "numpy"]) == 0
+    for name in ("ensemble", "cnn", "cnn_large", "ast"):
+        rec = json.loads((tmp_path / "mix" / f"recipe_{name}.json").read_text())
+        assert rec["space_version"] == "mix-v1" and rec["model"] == name and len(rec["vector"]) == 18
+        rep = json.loads((tmp_path / "mix" / f"report_{name}.json").read_text())
+        assert abs(rep["output_lufs"] - (-14.0)) < 0.6
+        assert (tmp_path / "mix" / f"mix_{name}.wav").is_file()
+
+
+# ----------------------------------------------------------------------------- the shipped models
+
+SHIPPED = ROOT / "models"
+needs_shipped = pytest.mark.skipif(not (SHIPPED / "ensemble.json").is_file(), reason="no shipped models")
+
+
+@needs_shipped
+def test_shipped_models_load_and_are_fast():
+    from plugin_bridge.ml.inference import load_model
+
+    mel, glob = song_features(_music(30.0, 4), SR)
+    total = 0
+    for name in ("cnn", "cnn_large", "ast", "ensemble"):
+        m = load_model(name, SHIPPED)
+        m.predict(mel, glob)
+        t = time.perf_counter()
+        p = m.predict(mel, glob)
+        dt = time.perf_counter() - t
+        assert p.shape == (mel.shape[0], len(C.LABELLED))
+        assert dt < 0.5  # the target is 50 ms per song; generous for loaded CI machines
+    for f in SHIPPED.glob("*.onnx"):
+        total += f.stat().st_size
+    assert total <= 20e6
+
+
+@needs_shipped
+def test_seed_api_on_the_demo_song(tmp_path):
+    from plugin_bridge.demo import demo_song
+    from plugin_bridge.mixing import apply_mixing_parameters, predict_mixing_parameters
+
+    song = demo_song(seconds=8.0)
+    params = predict_mixing_parameters(song, SR)
+    assert set(load_chain("default").space.names) == set(params)
+    assert params["comp.ratio"] == 1.0 and params["reverb.wet_level"] == 0.0  # the documented rule
+    out = apply_mixing_parameters(song, SR, params, backend="numpy")
+    assert out.shape == song.shape and np.isfinite(out).all()
+    assert CLIP_FRAMES == 3 * SR

@@ -106,7 +106,59 @@ def claim_build_thread() -> None:
             )
 
 
-class DawDreamerProcessor:
+class WholeSignalRenderer:
+    """What every DawDreamer processor here shares: render a whole signal through a built engine.
+
+    Subclasses build ``_engine`` (with a playback processor ``_playback`` first in its graph) and set
+    ``in_channels``, ``out_channels``, ``sample_rate`` and ``_lock``; `_before_render` is a hook run
+    under the lock before each render (hosted LV2 plugins re-apply their parameters there).
+    """
+
+    in_channels: int
+    out_channels: int
+    sample_rate: float
+
+    def _before_render(self) -> None:
+        """Called under the lock before each render; nothing by default."""
+
+    def _release_buffers(self) -> None:
+        """Drop DawDreamer's copies of the last signal (playback data, recorded output).
+
+        Both would otherwise stay allocated, at the size of the whole signal, for the life of the
+        processor; a one-sample render of one silent sample replaces them.
+        """
+        self._playback.set_data(np.zeros((self.in_channels, 1), dtype=np.float32))
+        self._engine.render(0.5 / self.sample_rate)
+
+    def process(self, block: np.ndarray) -> np.ndarray:
+        """Render the whole ``(channels, n)`` float32 signal; returns ``(out_channels, n)`` float32.
+
+        The output is not trimmed: it still starts with ``latency`` samples of look-ahead delay.
+        """
+        block = np.asarray(block)
+        if block.ndim != 2 or block.shape[0] != self.in_channels:
+            raise AudioError(
+                f"dawdreamer: expected a ({self.in_channels}, samples) block, got shape {block.shape}"
+            )
+        n = block.shape[1]
+        if n == 0:
+            return np.zeros((self.out_channels, 0), dtype=np.float32)
+        data = np.ascontiguousarray(block, dtype=np.float32)
+        with self._lock:
+            self._before_render()
+            self._playback.set_data(data)
+            try:
+                if not self._engine.render((n + 0.5) / self.sample_rate):
+                    raise BackendError("dawdreamer: render failed")
+                out = self._engine.get_audio()
+            finally:
+                self._release_buffers()
+        if out.shape[0] != self.out_channels or out.shape[1] < n:
+            raise BackendError(f"dawdreamer: rendered shape {out.shape}, expected ({self.out_channels}, {n})")
+        return np.ascontiguousarray(out[:, :n], dtype=np.float32)
+
+
+class DawDreamerProcessor(WholeSignalRenderer):
     """A compiled chain: ``process`` renders a whole ``(channels, n)`` signal in one call.
 
     ``latency`` is the delay (samples) the program adds (limiter look-ahead); the renderer trims it.
@@ -152,41 +204,6 @@ class DawDreamerProcessor:
         if not self._engine.load_graph([(self._playback, []), (self._faust, ["input"])]):
             raise BackendError("dawdreamer: could not load the render graph")
         self._release_buffers()  # first (one-sample) render, in the build thread
-
-    def _release_buffers(self) -> None:
-        """Drop DawDreamer's copies of the last signal (playback data, recorded output).
-
-        Both would otherwise stay allocated, at the size of the whole signal, for the life of the
-        processor; a one-sample render of one silent sample replaces them.
-        """
-        self._playback.set_data(np.zeros((self.in_channels, 1), dtype=np.float32))
-        self._engine.render(0.5 / self.sample_rate)
-
-    def process(self, block: np.ndarray) -> np.ndarray:
-        """Render the whole ``(channels, n)`` float32 signal; returns ``(out_channels, n)`` float32.
-
-        The output is not trimmed: it still starts with ``latency`` samples of look-ahead delay.
-        """
-        block = np.asarray(block)
-        if block.ndim != 2 or block.shape[0] != self.in_channels:
-            raise AudioError(
-                f"dawdreamer: expected a ({self.in_channels}, samples) block, got shape {block.shape}"
-            )
-        n = block.shape[1]
-        if n == 0:
-            return np.zeros((self.out_channels, 0), dtype=np.float32)
-        data = np.ascontiguousarray(block, dtype=np.float32)
-        with self._lock:
-            self._playback.set_data(data)
-            try:
-                if not self._engine.render((n + 0.5) / self.sample_rate):
-                    raise BackendError("dawdreamer: render failed")
-                out = self._engine.get_audio()
-            finally:
-                self._release_buffers()
-        if out.shape[0] != self.out_channels or out.shape[1] < n:
-            raise BackendError(f"dawdreamer: rendered shape {out.shape}, expected ({self.out_channels}, {n})")
-        return np.ascontiguousarray(out[:, :n], dtype=np.float32)
 
 
 class DawDreamerBackend(Backend):

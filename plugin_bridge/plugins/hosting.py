@@ -38,9 +38,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ..backends.dawdreamer_backend import WholeSignalRenderer
 from ..backends.dsp import Stage
 from ..effects import Effect
-from ..errors import AudioError, BackendError, PluginBridgeError
+from ..errors import BackendError, PluginBridgeError
 from .discovery import PluginError, PluginRef
 from .maps import PluginMap, find_map
 
@@ -200,7 +201,7 @@ class PedalboardPluginStage(Stage):
 # --------------------------------------------------------------------------------------------
 
 
-class DawDreamerGraphProcessor:
+class DawDreamerGraphProcessor(WholeSignalRenderer):
     """A chain with hosted plugins as one DawDreamer graph; renders a whole signal per call.
 
     ``latency`` is the sum of the Faust segments' look-ahead and the plugins' reported latency
@@ -362,34 +363,10 @@ class DawDreamerGraphProcessor:
             raise BackendError("dawdreamer: could not load the render graph with hosted plugins")
         self._release_buffers()
 
-    def _release_buffers(self) -> None:
-        self._playback.set_data(np.zeros((self.in_channels, 1), dtype=np.float32))
-        self._engine.render(0.5 / self.sample_rate)
-
-    def process(self, block: np.ndarray) -> np.ndarray:
-        """Render the whole ``(channels, n)`` float32 signal; returns ``(out_channels, n)`` float32."""
-        block = np.asarray(block)
-        if block.ndim != 2 or block.shape[0] != self.in_channels:
-            raise AudioError(
-                f"dawdreamer: expected a ({self.in_channels}, samples) block, got shape {block.shape}"
-            )
-        n = block.shape[1]
-        if n == 0:
-            return np.zeros((self.out_channels, 0), dtype=np.float32)
-        with self._lock:
-            for inst, values in self._reapply:
-                for i, v in values.items():
-                    inst.set_parameter(i, v)
-            self._playback.set_data(np.ascontiguousarray(block, dtype=np.float32))
-            try:
-                if not self._engine.render((n + 0.5) / self.sample_rate):
-                    raise BackendError("dawdreamer: render failed")
-                out = self._engine.get_audio()
-            finally:
-                self._release_buffers()
-        if out.shape[0] != self.out_channels or out.shape[1] < n:
-            raise BackendError(f"dawdreamer: rendered shape {out.shape}, expected ({self.out_channels}, {n})")
-        return np.ascontiguousarray(out[:, :n], dtype=np.float32)
+    def _before_render(self) -> None:
+        for inst, values in self._reapply:
+            for i, v in values.items():
+                inst.set_parameter(i, v)
 
     def plugin_states(self) -> dict[str, dict]:
         """``{effect id: state}`` of every hosted plugin (see `capture_state`)."""

@@ -203,3 +203,20 @@ def test_batch_exports_and_daw_render_scripts(tmp_path):
     tracks = project.findall("TRACK")
     assert len(tracks) == 2
     assert sum(1 for t in tracks for item in t.findall("ITEM")) == 2
+
+
+def test_batch_with_the_shipped_ai_model(tmp_path):
+    from pathlib import Path
+
+    if not (Path(__file__).resolve().parent.parent / "models" / "cnn.onnx").exists():
+        pytest.skip("no shipped models")
+    src = _catalog(tmp_path / "in", n=2, seconds=3.0)
+    opts = _opts(src, tmp_path / "out", workers=2)
+    opts.job = JobOptions(out_dir=str(tmp_path / "out"), job="mix", model="cnn")
+    summary = run_batch(opts)
+    assert summary.done == 2, summary.failures
+    rows = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert all(r["model"] == "cnn" and len(r["vector"]) == 18 for r in rows)
+    assert (
+        len({tuple(r["vector"]) for r in rows}) == 2
+    )  # the model listened: different songs, different mixes

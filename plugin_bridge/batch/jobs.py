@@ -73,10 +73,10 @@ def _choose(audio: np.ndarray, sr: int, opts: JobOptions) -> dict:
             mixing = importlib.import_module("plugin_bridge.mixing")
         except ImportError:
             raise PluginBridgeError("the AI models are not installed in this version ('--job mix')") from None
-        vector = mixing.predict_mixing_parameters((audio, sr), model=opts.model)
-        chain = load_chain("default")
+        vector = mixing.predict_vector(audio, sr, opts.model)
+        chain = load_chain(mixing.CHAIN)
         return {
-            "chain": "default",
+            "chain": mixing.CHAIN,
             "model": opts.model,
             "vector": [float(v) for v in vector],
             "values": chain.space.to_values(vector),

@@ -31,11 +31,13 @@ import numpy as np
 
 from ..effects import Effect
 from ..errors import BackendError
+from .dsp.delay import delay_samples
+from .dsp.dynamics import ballistics_coefficient
+from .dsp.filters import first_order_highpass_sos, high_shelf_sos, low_shelf_sos, peak_sos
+from .dsp.reverb import ALLPASS_TUNINGS, COMB_TUNINGS, STEREO_SPREAD, scaled_length
+from .dsp.stage import db_to_gain
 
 #: Freeverb comb and allpass lengths at 44.1 kHz (JUCE juce::Reverb), right side adds `STEREO_SPREAD`.
-COMB_TUNINGS = (1116, 1188, 1277, 1356, 1422, 1491, 1557, 1617)
-ALLPASS_TUNINGS = (556, 441, 341, 225)
-STEREO_SPREAD = 23
 #: Freeverb input gain (JUCE: 0.015f).
 REVERB_INPUT_GAIN = 0.015
 
@@ -120,55 +122,30 @@ def float32_at_most(x: float) -> float:
     return f if f <= x else float(np.nextafter(np.float32(x), np.float32(-np.inf)))
 
 
-def db_to_gain(db: float) -> float:
-    """Linear amplitude for ``db`` decibels: 10^(db/20)."""
-    return 10.0 ** (db / 20.0)
+_DESIGNS = {"low_shelf": low_shelf_sos, "high_shelf": high_shelf_sos, "peak": peak_sos}
 
 
 def biquad_coefficients(
     kind: str, cutoff_hz: float, gain_db: float, q: float, sample_rate: float
 ) -> tuple[float, float, float, float, float]:
-    """Normalized RBJ biquad ``(b0, b1, b2, a1, a2)`` exactly as JUCE's IIR::Coefficients builds them.
+    """Normalized RBJ biquad ``(b0, b1, b2, a1, a2)``, designed by the numpy reference (`dsp.filters`,
+    JUCE's IIR::Coefficients formulas) so every backend uses the same coefficients.
 
-    ``kind`` is ``"low_shelf"``, ``"high_shelf"`` or ``"peak"``; ``cutoff_hz`` in Hz, ``gain_db`` in
-    dB (A = sqrt(10^(gain_db/20))), ``q`` the cookbook Q (shelves: beta = sin(w)*sqrt(A)/Q).
-    The transfer function is (b0 + b1 z^-1 + b2 z^-2) / (1 + a1 z^-1 + a2 z^-2).
+    ``kind`` is ``"low_shelf"``, ``"high_shelf"`` or ``"peak"``; the transfer function is
+    (b0 + b1 z^-1 + b2 z^-2) / (1 + a1 z^-1 + a2 z^-2).
     """
-    a = math.sqrt(db_to_gain(gain_db))
-    w = 2.0 * math.pi * cutoff_hz / sample_rate
-    cos_w = math.cos(w)
-    if kind == "peak":
-        alpha = math.sin(w) / (2.0 * q)
-        c2 = -2.0 * cos_w
-        b = (1.0 + alpha * a, c2, 1.0 - alpha * a)
-        den = (1.0 + alpha / a, c2, 1.0 - alpha / a)
-    elif kind in ("low_shelf", "high_shelf"):
-        am1, ap1 = a - 1.0, a + 1.0
-        beta = math.sin(w) * math.sqrt(a) / q
-        am1_cos = am1 * cos_w
-        if kind == "low_shelf":
-            b = (a * (ap1 - am1_cos + beta), a * 2.0 * (am1 - ap1 * cos_w), a * (ap1 - am1_cos - beta))
-            den = (ap1 + am1_cos + beta, -2.0 * (am1 + ap1 * cos_w), ap1 + am1_cos - beta)
-        else:
-            b = (a * (ap1 + am1_cos + beta), a * -2.0 * (am1 + ap1 * cos_w), a * (ap1 + am1_cos - beta))
-            den = (ap1 - am1_cos + beta, 2.0 * (am1 - ap1 * cos_w), ap1 - am1_cos - beta)
-    else:
-        raise BackendError(f"dawdreamer: no biquad design for effect type {kind!r}")
-    a0 = den[0]
-    return (b[0] / a0, b[1] / a0, b[2] / a0, den[1] / a0, den[2] / a0)
+    try:
+        design = _DESIGNS[kind]
+    except KeyError:
+        raise BackendError(f"dawdreamer: no biquad design for effect type {kind!r}") from None
+    b0, b1, b2, _, a1, a2 = (float(v) for v in design(sample_rate, cutoff_hz, gain_db, q)[0])
+    return (b0, b1, b2, a1, a2)
 
 
 def highpass_coefficients(cutoff_hz: float, sample_rate: float) -> tuple[float, float, float]:
-    """First-order bilinear high-pass ``(b0, b1, a1)`` as JUCE makeFirstOrderHighPass (-3 dB at cutoff_hz)."""
-    n = math.tan(math.pi * cutoff_hz / sample_rate)
-    return (1.0 / (n + 1.0), -1.0 / (n + 1.0), (n - 1.0) / (n + 1.0))
-
-
-def ballistics_coefficient(time_ms: float, sample_rate: float) -> float:
-    """JUCE BallisticsFilter coefficient exp(-2*pi*1000 / (sample_rate * time_ms)); 0 below 1 us."""
-    if time_ms < 1.0e-3:
-        return 0.0
-    return math.exp(-2.0 * math.pi * 1000.0 / (sample_rate * time_ms))
+    """First-order bilinear high-pass ``(b0, b1, a1)`` from `dsp.filters` (-3 dB at ``cutoff_hz``)."""
+    b0, b1, _, _, a1, _ = (float(v) for v in first_order_highpass_sos(sample_rate, cutoff_hz)[0])
+    return (b0, b1, a1)
 
 
 def limiter_lookahead_samples(lookahead_ms: float, sample_rate: float) -> int:
@@ -176,20 +153,14 @@ def limiter_lookahead_samples(lookahead_ms: float, sample_rate: float) -> int:
     return max(1, round(lookahead_ms * sample_rate / 1000.0))
 
 
-def delay_samples(delay_ms: float, sample_rate: float) -> int:
-    """Whole-sample delay D = max(1, round(delay_ms * sample_rate / 1000))."""
-    return max(1, round(delay_ms * sample_rate / 1000.0))
-
-
 def reverb_lengths(sample_rate: float, side: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
     """Comb and allpass lengths (samples) for ``side`` 0 (left) or 1 (right), as JUCE rounds them.
 
     JUCE: ``(int(sample_rate) * (tuning + side * 23)) / 44100`` in integer arithmetic (floor).
     """
-    isr = int(sample_rate)
     spread = STEREO_SPREAD * side
-    combs = tuple(max(1, isr * (t + spread) // 44100) for t in COMB_TUNINGS)
-    allpasses = tuple(max(1, isr * (t + spread) // 44100) for t in ALLPASS_TUNINGS)
+    combs = tuple(scaled_length(t + spread, sample_rate) for t in COMB_TUNINGS)
+    allpasses = tuple(scaled_length(t + spread, sample_rate) for t in ALLPASS_TUNINGS)
     return combs, allpasses
 
 

@@ -38,7 +38,8 @@ TAIL_FLOOR = 1e-10
 MAX_TAIL_SECONDS = 30.0
 
 
-def _scaled(tuning: int, sample_rate: float) -> int:
+def scaled_length(tuning: int, sample_rate: float) -> int:
+    """A Freeverb delay length (samples) at ``sample_rate`` as JUCE rounds it: int(sr) * tuning // 44100."""
     return max(1, (int(sample_rate) * tuning) // 44100)
 
 
@@ -71,9 +72,9 @@ def allpass_filter(x: np.ndarray, delay: int) -> np.ndarray:
 
 def _tail_length(sample_rate: float, feedback: float) -> int:
     """Samples for the slowest comb to decay by 120 dB at DC, plus the allpass smear."""
-    longest = _scaled(COMB_TUNINGS[-1] + STEREO_SPREAD, sample_rate)
+    longest = scaled_length(COMB_TUNINGS[-1] + STEREO_SPREAD, sample_rate)
     passes = 6.0 / -math.log10(feedback)
-    smear = 20 * sum(_scaled(t + STEREO_SPREAD, sample_rate) for t in ALLPASS_TUNINGS)
+    smear = 20 * sum(scaled_length(t + STEREO_SPREAD, sample_rate) for t in ALLPASS_TUNINGS)
     return int(min(longest * (passes + 1) + smear, MAX_TAIL_SECONDS * sample_rate))
 
 
@@ -85,9 +86,9 @@ def freeverb_side_ir(
     damp = 0.4 * damping
     acc = np.zeros(length)
     for t in COMB_TUNINGS:
-        acc += comb_impulse_response(length, _scaled(t + spread, sample_rate), feedback, damp)
+        acc += comb_impulse_response(length, scaled_length(t + spread, sample_rate), feedback, damp)
     for t in ALLPASS_TUNINGS:
-        acc = allpass_filter(acc, _scaled(t + spread, sample_rate))
+        acc = allpass_filter(acc, scaled_length(t + spread, sample_rate))
     return acc
 
 

@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from .effects import Effect, effect_specs
-from .errors import ChainError, ParameterError, PluginBridgeError
+from .errors import ChainError, ParameterError
 from .params import ParamSpace, ParamSpec
 
 CHAIN_SUFFIXES = (".yaml", ".yml", ".json")
@@ -248,6 +248,4 @@ def effects_from_dicts(items: Sequence[Mapping]) -> list[Effect]:
             )
         except KeyError:
             raise ChainError(f"effect #{i} has no 'type'") from None
-        except PluginBridgeError:
-            raise
     return out

@@ -7,6 +7,7 @@ block sizes (so the same input gives bit-identical output) and atomic writes.
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import sys
@@ -139,7 +140,7 @@ def _run(
 ) -> Iterator[np.ndarray]:
     """Feed blocks plus ``extra`` frames of silence; yield output with ``latency`` trimmed off."""
     latency = processor.latency
-    source = _chain_blocks(blocks, _zeros(channels, extra + latency, block_size))
+    source = itertools.chain(blocks, _zeros(channels, extra + latency, block_size))
     if not backend.streaming:
         whole = np.concatenate(list(source), axis=1)
         source = iter([whole])
@@ -165,11 +166,6 @@ def _run(
             if not np.isfinite(out).all():
                 raise BackendError(f"backend {backend.name!r} produced non-finite samples (NaN/Inf)")
             yield out
-
-
-def _chain_blocks(*iterables: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
-    for it in iterables:
-        yield from it
 
 
 def render_array(

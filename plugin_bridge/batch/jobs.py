@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import importlib
 import json
-import os
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,15 +47,10 @@ def clean_partials(folder: Path) -> int:
 
 
 def write_json_atomic(path: Path, data: object) -> None:
-    """Write JSON to a temporary file beside ``path`` and rename it over ``path``."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".part.json", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=2)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write ``data`` as indented JSON to ``path`` atomically (`plugin_bridge.export.write_atomic`)."""
+    from ..export import write_atomic
+
+    write_atomic(path, json.dumps(data, indent=2))
 
 
 def _db(x: float) -> float | None:

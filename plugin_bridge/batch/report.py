@@ -9,6 +9,7 @@ import io
 import json
 from pathlib import Path
 
+from ..export import write_atomic
 from .jobs import write_json_atomic
 
 COLUMNS = (
@@ -126,8 +127,6 @@ def write_reports(ledger_rows: list[dict], out_dir: Path) -> dict[str, str]:
     writer.writeheader()
     for r in rows:
         writer.writerow({**r, "values": json.dumps(r["values"]) if r["values"] else ""})
-    for key, text in (("csv", buf.getvalue()), ("html", render_html(rows))):
-        tmp = paths[key].with_name(f".{paths[key].name}.part")
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(paths[key])
+    write_atomic(paths["csv"], buf.getvalue())
+    write_atomic(paths["html"], render_html(rows))
     return {k: str(v) for k, v in paths.items()}

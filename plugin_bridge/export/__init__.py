@@ -40,10 +40,12 @@ def write_atomic(path: str | os.PathLike, data: bytes | str) -> Path:
         with os.fdopen(fd, "wb") as f:
             f.write(payload)
         os.replace(tmp, p)
-    except OSError as e:
+    except BaseException as e:
         if os.path.exists(tmp):
             os.unlink(tmp)
-        raise FormatError(f"{p}: cannot write ({e.strerror or e})") from None
+        if isinstance(e, OSError):
+            raise FormatError(f"{p}: cannot write ({e.strerror or e})") from None
+        raise
     return p
 
 

@@ -53,6 +53,8 @@ BACKEND_FORMATS: dict[str, tuple[str, ...]] = {
     "dawdreamer": ("vst2", "vst3", "lv2"),
     "numpy": (),
 }
+#: DawDreamer's file-based state restores: state kind -> (processor method, file suffix).
+_PRESET_LOADERS = {"vstpreset": ("load_vst3_preset", ".vstpreset"), "fxb": ("load_preset", ".fxb")}
 #: Frames of silence processed before reading a pedalboard plugin's state (trap 2).
 STATE_FLUSH_FRAMES = 256
 
@@ -534,23 +536,18 @@ def restore_dawdreamer_state(plan: HostPlan, instances: Sequence, state: dict) -
         raise PluginError(
             f"{plan.effect.id}: state has {len(data)} instance(s), the graph has {len(instances)}"
         )
+    kind = state.get("kind")
     for inst, blob in zip(instances, data, strict=True):
-        if state.get("kind") == "vstpreset":
-            path = _write_temp(base64.b64decode(blob), ".vstpreset")
+        if kind in _PRESET_LOADERS:  # restored from a file, the headless-safe way (HOSTING trap 4)
+            method, suffix = _PRESET_LOADERS[kind]
+            path = _write_temp(base64.b64decode(blob), suffix)
             try:
-                if not inst.load_vst3_preset(path):
-                    raise PluginError(f"{plan.effect.id}: DawDreamer could not load the saved .vstpreset")
+                if not getattr(inst, method)(path):
+                    raise PluginError(f"{plan.effect.id}: DawDreamer could not load the saved {suffix} state")
             finally:
                 os.unlink(path)
-        elif state.get("kind") == "fxb":
-            path = _write_temp(base64.b64decode(blob), ".fxb")
-            try:
-                if not inst.load_preset(path):
-                    raise PluginError(f"{plan.effect.id}: DawDreamer could not load the saved .fxb state")
-            finally:
-                os.unlink(path)
-        elif state.get("kind") == "parameters":
+        elif kind == "parameters":
             for i, v in blob.items():
                 inst.set_parameter(int(i), float(v))
         else:
-            raise PluginError(f"{plan.effect.id}: unknown state kind {state.get('kind')!r}")
+            raise PluginError(f"{plan.effect.id}: unknown state kind {kind!r}")

@@ -13,6 +13,7 @@ import logging
 import re
 import shutil
 import subprocess
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -358,3 +359,172 @@ def test_cli_master_and_errors(capsys, tmp_path):
         main(["master", str(src), "-o", str(tmp_path / "y.wav"), "--target", "club", "--lufs", "-9"])
     assert e.value.code == 2
     assert not (tmp_path / "x.wav").exists() and not (tmp_path / "y.wav").exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# the fast implementations keep the guarantees: hard true-peak signals, the sparse limiter gain,
+# the in-place zero-phase filter, the predicted loudness, repeat renders
+
+
+def reference_true_peak(x: np.ndarray) -> float:
+    """True peak (linear) by scipy's resample_poly with the meter's 8x Kaiser-sinc prototype (other code)."""
+    from scipy.signal import resample_poly
+
+    from plugin_bridge.loudness import HALF_TAPS, KAISER_BETA, OVERSAMPLE
+
+    t = np.arange(-OVERSAMPLE * HALF_TAPS + 1, OVERSAMPLE * HALF_TAPS) / OVERSAMPLE
+    w = np.i0(KAISER_BETA * np.sqrt(np.clip(1 - (t / (HALF_TAPS + 0.5)) ** 2, 0, None))) / np.i0(KAISER_BETA)
+    up = resample_poly(x.astype(np.float64), OVERSAMPLE, 1, axis=1, window=np.sinc(t) * w / OVERSAMPLE)
+    return float(np.abs(up).max())
+
+
+def hard_true_peak_signals(seconds: float = 1.0, sr: int = SR) -> dict[str, np.ndarray]:
+    """Signals whose true peak lies well above their samples (stereo float32, full scale)."""
+    t = np.arange(int(seconds * sr)) / sr
+    rng = np.random.default_rng(7)
+    square = lambda f: np.sign(np.sin(2 * np.pi * f * t + 0.3))  # noqa: E731 (aliased: Gibbs overshoot)
+    sig = {
+        "square_fs8": square(sr / 8),  # Nyquist/4: + + + + - - - -
+        "square_near_fs8": square(0.97 * sr / 8),
+        "square_fs4": square(sr / 4 + 3.0),  # + + - -, drifting phase
+        "sine_fs4_45deg": np.sin(2 * np.pi * (sr / 4) * t + np.pi / 4),  # samples at -3 dB of the peak
+        "clipped_noise": np.clip(rng.standard_normal(t.size) * 3.0, -1.0, 1.0),
+    }
+    return {
+        k: np.stack([v, -v if k == "sine_fs4_45deg" else v[::-1]]).astype(np.float32) for k, v in sig.items()
+    }
+
+
+HARD = hard_true_peak_signals()
+
+
+def in_bursts(x: np.ndarray, sr: int = SR) -> np.ndarray:
+    """``x`` at -3 dBFS in 10 ms bursts every 125 ms over pink noise at -22 dBFS RMS: peaks far above
+    the loudness, so that loud targets need the limiter (up to its 6 dB cap) on exactly these peaks."""
+    t = np.arange(x.shape[1]) / sr
+    gate = ((t % 0.125) < 0.01).astype(np.float32) * np.float32(0.7)
+    return x * gate + pink_noise(x.shape[1] / sr, level_db=-22.0)
+
+
+@pytest.mark.parametrize(
+    "target", [("streaming",), ("club",), (-8.0, -0.1)], ids=lambda t: "_".join(map(str, t))
+)
+@pytest.mark.parametrize("name", list(HARD))
+def test_true_peak_never_exceeds_the_ceiling_on_hard_signals(name, target, tmp_path):
+    x = in_bursts(HARD[name])
+    kwargs = {"target": target[0]} if len(target) == 1 else {"lufs": target[0], "ceiling_dbtp": target[1]}
+    y, res = master_array(x, SR, **kwargs)
+    ceiling = res.target.ceiling_dbtp
+    assert res.output_true_peak_dbtp <= ceiling
+    assert amplitude_to_db(reference_true_peak(y)) <= ceiling + 1e-3  # float32 rounding of the FFT path
+    assert res.limiting_db <= 6.0 + 1e-6
+    if target[0] != "streaming":
+        assert res.limiting_db > 1.0  # the limiter did the work
+    if not res.reached:
+        assert any("6 dB of peak limiting" in w for w in res.warnings)
+    if HAVE_FFMPEG:
+        path = tmp_path / "m.wav"
+        sf.write(path, y.T, SR, subtype="FLOAT")
+        assert ebur128(path)[1] <= ceiling + TP_TOL
+
+
+@pytest.mark.parametrize("name", list(HARD))
+def test_hard_signals_peak_between_their_samples(name):
+    x = HARD[name]
+    assert amplitude_to_db(reference_true_peak(x)) > amplitude_to_db(np.abs(x).max()) + 2.0
+
+
+def _dense_lookahead_gain(peak, ceiling, length, coeff):
+    """The limiter gain law computed over the whole signal (the reference for the sparse version)."""
+    from scipy.ndimage import minimum_filter1d
+
+    from plugin_bridge.backends.dsp._kernels import release_smoother
+
+    n, h = peak.size, length - 1
+    r = np.ones(n + h)
+    r[:n] = np.minimum(1.0, ceiling / peak)
+    ext = np.concatenate((np.ones(h), r))
+    m = minimum_filter1d(ext, size=length, origin=h // 2, mode="nearest")[h:]
+    cs = np.concatenate(([0.0], np.cumsum(np.concatenate((np.ones(h), m)))))
+    s = np.minimum((cs[length:] - cs[:-length]) / length, 1.0)
+    return release_smoother(s, 1.0, coeff)[0][h:]
+
+
+@pytest.mark.parametrize("length", [1, 2, 220])
+@pytest.mark.parametrize("density", [0.0, 0.0005, 0.02, 0.5])
+def test_sparse_lookahead_gain_equals_the_dense_computation(length, density):
+    rng = np.random.default_rng(int(density * 1e4) + length)
+    n = 50_000
+    peak = rng.uniform(0.1, 0.8, n)
+    hits = rng.random(n) < density
+    peak[hits] = rng.uniform(0.9, 2.0, int(hits.sum()))
+    peak[-3:] = 1.5  # peaks at the very end
+    coeff = 1 - np.exp(-1 / 441.0)
+    got = lookahead_gain(peak, 0.891, length, coeff)
+    np.testing.assert_allclose(got, _dense_lookahead_gain(peak, 0.891, length, coeff), rtol=0, atol=1e-10)
+    assert np.all(got * peak <= 0.891 * (1 + 1e-9))  # up to float rounding
+    assert np.array_equal(lookahead_gain(peak * 0.1, 0.891, length, coeff), np.ones(n))  # nothing over
+
+
+@pytest.mark.parametrize("channels", [1, 2])
+def test_filtfilt_inplace_is_scipy_sosfiltfilt_exactly(channels):
+    from scipy.signal import butter, sosfiltfilt
+
+    from plugin_bridge.mastering import filtfilt_inplace
+
+    rng = np.random.default_rng(channels)
+    x = rng.standard_normal((channels, 70_001)) + 0.2
+    for sos in (
+        butter(2, 5.0, "highpass", fs=SR, output="sos"),
+        butter(4, 40.0, "highpass", fs=SR, output="sos"),
+    ):
+        np.testing.assert_array_equal(
+            filtfilt_inplace(sos, x.copy(), block=4096), sosfiltfilt(sos, x, axis=1)
+        )
+
+
+def test_k_weighted_power_stereo_pair_is_per_channel_filtering_exactly():
+    from scipy.signal import sosfilt
+
+    from plugin_bridge.loudness import block_powers, k_weighted_power, k_weighting_coefficients
+
+    x = pink_noise(2.0, level_db=-18.0)
+    sos = np.array([np.concatenate((b, a)) for b, a in k_weighting_coefficients(SR)])
+    y = sosfilt(sos, x.astype(np.float64), axis=1)
+    expected = y[0] * y[0] + y[1] * y[1]
+    np.testing.assert_array_equal(k_weighted_power(x, SR, block=3000), expected)
+    # block powers from edge-to-edge sums equal the cumulative-sum definition
+    p32 = k_weighted_power(x, SR, dtype=np.float32)
+    cs = np.concatenate(([0.0], np.cumsum(p32.astype(np.float64))))
+    j = np.arange(round((x.shape[1] / SR - 0.4) / 0.1) + 1)
+    lo, hi = (0.4 * (j * 0.25) * SR).astype(int), (0.4 * (j * 0.25 + 1) * SR).astype(int)
+    np.testing.assert_allclose(block_powers(p32, SR), (cs[hi] - cs[lo]) / (0.4 * SR), rtol=1e-12)
+
+
+def test_predicted_loudness_is_close_to_the_measured_one():
+    from plugin_bridge.loudness import k_weighted_power, true_peak_envelope
+    from plugin_bridge.mastering import limiter_gain, predicted_loudness
+
+    x = song(8.0)
+    power = k_weighted_power(x, SR, dtype=np.float32)
+    env = true_peak_envelope(x, dtype=np.float32)
+    for gain_db in (0.0, 6.0, 10.0):
+        g, reduction = limiter_gain(env, SR, -1.15, gain_db)
+        predicted = predicted_loudness(power, g, SR, np.empty(x.shape[1], np.float32))
+        measured = integrated_loudness(np.multiply(x, g, dtype=np.float32), SR)
+        assert abs(predicted - measured) < 0.02, (gain_db, reduction)
+
+
+def test_repeat_renders_are_bit_identical():
+    x = np.clip(song(10.0) * np.float32(2.0), -1.2, 1.2) + np.float32(0.002)  # DC, overs, limiting
+    y1, r1 = master_array(x, SR, "streaming")
+    y2, r2 = master_array(x.copy(), SR, "streaming")
+    assert y1.dtype == np.float32 and np.array_equal(y1, y2)
+    assert replace(r1, seconds=0.0) == replace(r2, seconds=0.0)
+    assert any("DC offset" in w for w in r1.warnings) and r1.limiting_db > 0.5
+
+
+def test_silence_returns_a_copy_not_the_input():
+    x = np.zeros((2, SR), dtype=np.float32)
+    y, _ = master_array(x, SR, "streaming")
+    assert y is not x and not np.shares_memory(x, y)

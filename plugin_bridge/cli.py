@@ -72,6 +72,8 @@ def _cmd_render(args: argparse.Namespace) -> int:
         values, vector = loaded.get("values"), loaded.get("vector")
     elif args.vector:
         vector = _parse_vector(args.vector)
+    if args.save_recipe and args.downmix:
+        raise ParameterError("--save-recipe cannot record --downmix; downmix the input file first")
     result = render_file(
         args.input,
         args.output,
@@ -85,6 +87,19 @@ def _cmd_render(args: argparse.Namespace) -> int:
         progress=args.progress,
         strict=args.strict,
     )
+    if args.save_recipe:
+        from .export.recipe import recipe_from_chain
+
+        recipe = recipe_from_chain(
+            args.chain,
+            vector=vector,
+            values=values,
+            input_path=args.input,
+            sample_rate=result.sample_rate,
+            backend=result.backend,
+            tail=not args.no_tail,
+        )
+        print(f"wrote recipe {recipe.save(args.save_recipe)}", file=sys.stderr if args.json else sys.stdout)
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))
     else:
@@ -106,6 +121,11 @@ def _cmd_render_session(args: argparse.Namespace) -> int:
         tail=not args.no_tail,
         subtype=SUBTYPES[args.bit_depth] if args.bit_depth else None,
     )
+    if args.save_recipe:
+        from .export.recipe import recipe_from_session
+
+        recipe = recipe_from_session(args.session, backend=result.backend, tail=not args.no_tail)
+        print(f"wrote recipe {recipe.save(args.save_recipe)}", file=sys.stderr if args.json else sys.stdout)
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))
     else:
@@ -224,6 +244,11 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="a chain slot naming a plugin that cannot be hosted is an error (default: built-in fallback)",
     )
+    r.add_argument(
+        "--save-recipe",
+        metavar="FILE",
+        help="also write the mix recipe (.json, with hosted plugins' states) that re-renders this output",
+    )
     r.set_defaults(func=_cmd_render)
 
     rs = sub.add_parser("render-session", help="render a multitrack session (tracks, buses, sends, master)")
@@ -233,6 +258,7 @@ def build_parser() -> argparse.ArgumentParser:
     rs.add_argument("--backend", default="auto", choices=("auto", *BACKEND_NAMES))
     rs.add_argument("--no-tail", action="store_true", help="cut the mix at the longest stem's length")
     rs.add_argument("--bit-depth", choices=tuple(SUBTYPES))
+    rs.add_argument("--save-recipe", metavar="FILE", help="also write the mix recipe (.json) of this render")
     rs.add_argument("--json", action="store_true")
     rs.set_defaults(func=_cmd_render_session)
 

@@ -163,9 +163,17 @@ def session_sample_rate(session: Session) -> int:
 
 
 class SessionGraph:
-    """A session prepared for rendering on one backend: processors, sources, edges, latencies."""
+    """A session prepared for rendering on one backend: processors, sources, edges, latencies.
 
-    def __init__(self, session: Session, backend: str | Backend = "auto"):
+    ``plugin_states`` (``{node name: {effect id: state}}``) are restored into hosted plugins.
+    """
+
+    def __init__(
+        self,
+        session: Session,
+        backend: str | Backend = "auto",
+        plugin_states: Mapping[str, Mapping[str, dict]] | None = None,
+    ):
         self.session = session
         self.backend = backend if isinstance(backend, Backend) else get_backend(backend)
         self.sample_rate = session_sample_rate(session)
@@ -179,7 +187,8 @@ class SessionGraph:
             if node.effects:
                 fx = [clamp_to_sample_rate(e, self.sample_rate) for e in node.effects]
                 try:
-                    self.processors[name] = self.backend.prepare(fx, self.sample_rate, channels)
+                    states = (plugin_states or {}).get(name)
+                    self.processors[name] = self.backend.prepare(fx, self.sample_rate, channels, states)
                 except PluginBridgeError as e:
                     raise SessionError(f"{session.source}: {name!r}: {e}") from None
         self.total = node_latencies(session, {n: self._own_latency(n) for n in session.order})
@@ -310,14 +319,18 @@ def render_session_array(
     backend: str | Backend = "auto",
     tail: bool = True,
     block_size: int = DEFAULT_BLOCK,
+    plugin_states: Mapping[str, Mapping[str, dict]] | None = None,
 ) -> tuple[np.ndarray, int, dict[str, np.ndarray]]:
-    """Render a session in memory: ``(mix (2, n) float32, sample_rate, {track: stem (2, n) float32})``."""
+    """Render a session in memory: ``(mix (2, n) float32, sample_rate, {track: stem (2, n) float32})``.
+
+    ``plugin_states`` (``{node name: {effect id: state}}``) are restored into hosted plugins.
+    """
     s = session if isinstance(session, Session) else load_session(session)
     if _native_dawdreamer(s, backend):  # one native RenderEngine graph
         from .dawdreamer_session import render_session_dawdreamer
 
         return render_session_dawdreamer(s, tail)
-    graph = SessionGraph(s, backend)
+    graph = SessionGraph(s, backend, plugin_states)
     frames = graph.length + (graph.tail if tail else 0)
     mixes, stems = [], {t: [] for t in graph.sources}
     for mix, st in _blocks(graph, frames, block_size):
@@ -343,9 +356,11 @@ def render_session(
     tail: bool = True,
     subtype: str | None = None,
     block_size: int = DEFAULT_BLOCK,
+    plugin_states: Mapping[str, Mapping[str, dict]] | None = None,
 ) -> SessionResult:
     """Render a session file (or `Session`) to a stereo mix file, and each processed track to
-    ``stems_out/<track>.wav`` when given. Files are written atomically; inputs are never overwritten."""
+    ``stems_out/<track>.wav`` when given. Files are written atomically; inputs are never overwritten.
+    ``plugin_states`` (``{node name: {effect id: state}}``) are restored into hosted plugins."""
     s = session if isinstance(session, Session) else load_session(session)
     out = check_output_path(output, tuple(t.file for t in s.tracks))
     stem_dir = Path(stems_out) if stems_out else None
@@ -357,7 +372,7 @@ def render_session(
 
         graph = DawDreamerSessionGraph(s)
     else:
-        graph = SessionGraph(s, backend)
+        graph = SessionGraph(s, backend, plugin_states)
     frames = graph.length + (graph.tail if tail else 0)
     start = time.perf_counter()
     writers = {}

@@ -3,10 +3,10 @@
 Stages (each a plain function): read -> features (`plugin_bridge.ml.features`) -> predict (ONNX
 models via `plugin_bridge.ml.inference`) -> render through the ``default`` chain (any backend) ->
 master to a loudness target (`plugin_bridge.mastering.master_array`) -> write the mix, the recipe
-(JSON) and a short report. The seed system's API is kept: `predict_mixing_parameters`,
-`apply_mixing_parameters` and `mix_song_with_all_models`.
-
-DAW presets (.vstpreset, .fxp, REAPER) are written by the export module, not here.
+(`plugin_bridge.export.recipe`: ``plugin-bridge render --recipe`` re-renders the mastered mix
+sample-identically), the DAW presets (`plugin_bridge.export.export_recipe`: REAPER project and FX
+chain on the mapped plugins, MIDI CC, a DawDreamer script) and a short report. The seed system's
+API is kept: `predict_mixing_parameters`, `apply_mixing_parameters` and `mix_song_with_all_models`.
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__
 from .audio_io import check_audio_array, read_audio, write_audio
 from .chain import load_chain
 from .errors import ParameterError
@@ -48,6 +47,7 @@ class MixResult:
     files: dict[str, str] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    presets: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         """JSON-ready summary."""
@@ -67,6 +67,7 @@ class MixResult:
             "target": self.target,
             "backend": self.backend,
             "files": self.files,
+            "presets": self.presets,
             "seconds": {k: round(v, 3) for k, v in self.seconds.items()},
             "warnings": self.warnings,
         }
@@ -118,25 +119,6 @@ def apply_mixing_parameters(
     )
 
 
-def recipe(model: str, vector: np.ndarray, sample_rate: int) -> dict:
-    """The JSON recipe of a mix: space version and fingerprint, model, normalized vector, real values
-    per effect, the chain, sample rate and package version."""
-    chain = load_chain(CHAIN)
-    effects = chain.resolve_vector(vector)
-    return {
-        "format": "plugin-bridge-recipe",
-        "package_version": __version__,
-        "space_version": chain.space.version,
-        "space_fingerprint": chain.space.fingerprint,
-        "model": model,
-        "chain": chain.name,
-        "sample_rate": int(sample_rate),
-        "vector": [round(float(v), 6) for v in vector],
-        "values": {k: round(v, 4) for k, v in chain.space.to_values(vector).items()},
-        "effects": [e.to_dict() for e in effects],
-    }
-
-
 def _lufs(x: np.ndarray, sr: int) -> float:
     try:
         return float(integrated_loudness(x, sr))
@@ -161,7 +143,11 @@ def _report_text(song: str, r: MixResult, space_names: Sequence[str], labelled: 
     for n in space_names:
         lines.append(f"| {n} | {r.values[n]:.3g} | {'model' if n in labelled else 'rule'} |")
     lines += [""] + [f"- warning: {w}" for w in r.warnings]
-    lines.append("DAW presets are not written here (see the export commands).")
+    if r.files.get("presets"):
+        lines.append(
+            f"DAW presets in {Path(r.files['presets']).name}/: {', '.join(r.presets) or 'none'} "
+            f"(re-render: plugin-bridge render --recipe {Path(r.files['recipe']).name} -o mix.wav)."
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -176,8 +162,13 @@ def mix_song(
 ) -> MixResult | dict[str, MixResult]:
     """Analyse ``song``, predict with ``model`` (``ensemble``, ``cnn``, ``cnn_large``, ``ast`` or ``all``),
     render through the default chain on ``backend``, master to ``target`` and write to ``out_dir``:
-    ``mix[_MODEL].wav``, ``recipe[_MODEL].json`` and ``report[_MODEL].md`` / ``.json``.
+    ``mix[_MODEL].wav``, ``recipe[_MODEL].json`` (re-renders ``mix[_MODEL].wav``, mastering
+    included), ``presets[_MODEL]/`` (`export_recipe` in every format that applies) and
+    ``report[_MODEL].md`` / ``.json``; every file is written atomically.
     ``model="all"`` writes one mix per model (A/B) and returns ``{model: MixResult}``."""
+    from .backends import get_backend
+    from .export import export_recipe, write_atomic
+    from .export.recipe import master_entry, recipe_from_chain
     from .mastering import master_array
     from .ml.features import song_features
     from .ml.inference import ALL_NAMES, load_model, predict_features
@@ -195,6 +186,8 @@ def mix_song(
     in_lufs = _lufs(audio, sr)
     names = list(ALL_NAMES) if model == "all" else [model]
     space = load_chain(CHAIN).space
+    backend_name = get_backend(backend).name
+    source = None if isinstance(song, np.ndarray) else song
     results: dict[str, MixResult] = {}
     for m in names:
         t = time.perf_counter()
@@ -202,7 +195,7 @@ def mix_song(
         vec = predict_features(mdl, mel, glob)
         t_pred = time.perf_counter() - t
         t = time.perf_counter()
-        mixed = render_array(audio, sr, CHAIN, vector=vec, backend=backend)
+        mixed = render_array(audio, sr, CHAIN, vector=vec, backend=backend_name)
         t_render = time.perf_counter() - t
         mixed_lufs = _lufs(mixed, sr)
         t = time.perf_counter()
@@ -211,21 +204,34 @@ def mix_song(
         suffix = "" if model != "all" else f"_{m}"
         t = time.perf_counter()
         wav = write_audio(out / f"mix{suffix}.wav", mastered, sr)
-        rec = recipe(m, vec, sr)
-        rec_path = out / f"recipe{suffix}.json"
-        rec_path.write_text(json.dumps(rec, indent=1), encoding="utf-8")
+        rec = recipe_from_chain(
+            CHAIN,
+            vector=vec,
+            model_id=m,
+            input_path=source,
+            sample_rate=sr,
+            backend=backend_name,
+            tail=False,
+            master=master_entry(mres.target),
+        )
+        rec_path = rec.save(out / f"recipe{suffix}.json")
+        t_write = time.perf_counter() - t
+        t = time.perf_counter()
+        presets = export_recipe(rec, out / f"presets{suffix}", "all", stem=label)
+        t_export = time.perf_counter() - t
         res = MixResult(
             model=m,
-            vector=rec["vector"],
-            values=rec["values"],
+            vector=list(rec.vector),
+            values=dict(rec.values),
             sample_rate=sr,
             input_lufs=in_lufs,
             mixed_lufs=mixed_lufs,
             output_lufs=mres.output_lufs,
             output_true_peak_dbtp=mres.output_true_peak_dbtp,
             target=mres.target.name,
-            backend=backend,
+            backend=backend_name,
             warnings=list(mres.warnings),
+            presets=[f for f in presets if f != "notes"],
         )
         res.seconds = {
             "read": t_read,
@@ -233,13 +239,19 @@ def mix_song(
             "predict": t_pred,
             "render": t_render,
             "master": t_master,
+            "write": t_write,
+            "export": t_export,
         }
-        res.files = {"mix": str(wav), "recipe": str(rec_path)}
         rep_md, rep_json = out / f"report{suffix}.md", out / f"report{suffix}.json"
-        res.seconds["write"] = time.perf_counter() - t
-        res.files.update(report=str(rep_md), report_json=str(rep_json))
-        rep_md.write_text(_report_text(label, res, space.names, mdl.labelled), encoding="utf-8")
-        rep_json.write_text(json.dumps(res.to_dict(), indent=1), encoding="utf-8")
+        res.files = {
+            "mix": str(wav),
+            "recipe": str(rec_path),
+            "presets": str(out / f"presets{suffix}"),
+            "report": str(rep_md),
+            "report_json": str(rep_json),
+        }
+        write_atomic(rep_md, _report_text(label, res, space.names, mdl.labelled))
+        write_atomic(rep_json, json.dumps(res.to_dict(), indent=1))
         results[m] = res
     return results if model == "all" else results[model]
 

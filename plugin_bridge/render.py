@@ -106,7 +106,12 @@ def _backend(backend: str | Backend) -> Backend:
 
 
 def _prepare(
-    backend: Backend, effects: Sequence[Effect], sample_rate: float, channels: int, strict: bool = False
+    backend: Backend,
+    effects: Sequence[Effect],
+    sample_rate: float,
+    channels: int,
+    strict: bool = False,
+    states: Mapping[str, dict] | None = None,
 ) -> Processor:
     effects = [clamp_to_sample_rate(e, sample_rate) for e in effects]
     if any(e.plugin for e in effects):
@@ -115,7 +120,7 @@ def _prepare(
         # slots this backend will not host lose their plugin here, with a warning (or an error if strict)
         effects = plan_effects(effects, backend.name, strict)
     try:
-        return backend.prepare(effects, sample_rate, channels)
+        return backend.prepare(effects, sample_rate, channels, states)
     except PluginBridgeError:
         raise
     except Exception as e:  # a backend library failing to build the chain
@@ -179,18 +184,20 @@ def render_array(
     block_size: int = DEFAULT_BLOCK,
     *,
     strict: bool = False,
+    plugin_states: Mapping[str, dict] | None = None,
 ) -> np.ndarray:
     """Render an in-memory signal through a chain; returns ``(channels, samples)`` float32.
 
     ``audio`` is ``(channels, samples)`` or 1-D mono at ``sample_rate`` Hz. The output has the
     input's length, plus the effects' tails when ``tail`` is true. Latency is compensated.
     Slots naming a plugin the backend cannot host fall back to the built-in with a warning, or
-    raise `PluginError` when ``strict``.
+    raise `PluginError` when ``strict``. ``plugin_states`` (``{effect id: state}``, see
+    `plugin_bridge.plugins.hosting`) are restored into the hosted plugins.
     """
     arr = check_audio_array(audio, sample_rate)
     effects = resolve_effects(chain, values, vector)
     be = _backend(backend)
-    proc = _prepare(be, effects, sample_rate, arr.shape[0], strict)
+    proc = _prepare(be, effects, sample_rate, arr.shape[0], strict, plugin_states)
     extra = chain_tail_frames(effects, sample_rate) if tail else 0
     blocks = (arr[:, i : i + block_size] for i in range(0, arr.shape[1], block_size))
     out = list(_run(proc, be, blocks, arr.shape[0], extra, block_size))
@@ -221,20 +228,22 @@ def render_file(
     progress: bool | None = None,
     *,
     strict: bool = False,
+    plugin_states: Mapping[str, dict] | None = None,
 ) -> RenderResult:
     """Render an audio file through a chain and write the result atomically.
 
     Reads wav/flac/ogg/mp3 in blocks (memory stays bounded on the streaming backends), writes
     wav (32-bit float) or flac (24-bit). The output keeps effect tails unless ``tail`` is false.
     Everything is validated before any audio is processed; the input is never overwritten.
-    ``strict`` makes a plugin slot that cannot be hosted an error instead of a built-in fallback.
+    ``strict`` makes a plugin slot that cannot be hosted an error instead of a built-in fallback;
+    ``plugin_states`` (``{effect id: state}``) are restored into the hosted plugins.
     """
     info = inspect_audio(input_path, downmix)
     out = check_output_path(output_path, (input_path,))
     effects = resolve_effects(chain, values, vector)
     be = _backend(backend)
     channels = min(info.channels, 2)
-    proc = _prepare(be, effects, info.sample_rate, channels, strict)
+    proc = _prepare(be, effects, info.sample_rate, channels, strict, plugin_states)
     extra = chain_tail_frames(effects, info.sample_rate) if tail else 0
     bar = _progress_bar(info.frames + extra + proc.latency, progress, info.duration)
     start = time.perf_counter()

@@ -4,9 +4,9 @@
     python render_scripts/rerender_dawdreamer.py BATCH_OUT_DIR [--name mix_dawdreamer.wav]
 
 Each ``recipe.json`` found (recursively) is rendered through DawDreamer's engine (the chain compiled
-to Faust; sessions through one native RenderEngine graph) next to the recipe. The batch's own
-``mix.wav`` is also mastered; this render is the mix before mastering, as the recipe describes it.
-Exits non-zero if any recipe fails, after trying them all.
+to Faust; sessions through one native RenderEngine graph) next to the recipe, then mastered as the
+recipe's ``master`` entry says, like the batch's own ``mix.wav`` (recipes without one: the mix as
+rendered). Exits non-zero if any recipe fails, after trying them all.
 """
 
 from __future__ import annotations

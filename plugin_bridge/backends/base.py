@@ -14,7 +14,7 @@ Backends whose engine cannot keep state between calls (DawDreamer renders a whol
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 import numpy as np
@@ -45,8 +45,18 @@ class Backend(ABC):
         """None when the backend can run here; otherwise one line saying what is missing."""
 
     @abstractmethod
-    def prepare(self, effects: Sequence[Effect], sample_rate: float, channels: int) -> Processor:
-        """Build a processor for ``effects`` at ``sample_rate`` Hz for ``channels`` (1 or 2) inputs."""
+    def prepare(
+        self,
+        effects: Sequence[Effect],
+        sample_rate: float,
+        channels: int,
+        states: Mapping[str, dict] | None = None,
+    ) -> Processor:
+        """Build a processor for ``effects`` at ``sample_rate`` Hz for ``channels`` (1 or 2) inputs.
+
+        ``states`` maps effect ids of hosted-plugin slots to plugin states to restore
+        (`plugin_bridge.plugins.hosting`); backends that host no plugins ignore it.
+        """
 
 
 def output_channels(effects: Sequence[Effect], channels: int) -> int:

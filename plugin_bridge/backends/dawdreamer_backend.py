@@ -39,7 +39,7 @@ import functools
 import logging
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
 import numpy as np
@@ -221,15 +221,22 @@ class DawDreamerBackend(Backend):
             return f"dawdreamer is not installed ({e}); install it with {INSTALL_HINT}"
         return None
 
-    def prepare(self, effects: Sequence[Effect], sample_rate: float, channels: int) -> DawDreamerProcessor:
+    def prepare(
+        self,
+        effects: Sequence[Effect],
+        sample_rate: float,
+        channels: int,
+        states: Mapping[str, dict] | None = None,
+    ) -> DawDreamerProcessor:
         """Compile ``effects`` at ``sample_rate`` Hz for ``channels`` (1 or 2) inputs into one processor.
 
         Compiles in the calling thread (typically 0.1-1 s); raises `BackendError` if it fails.
+        Hosted-plugin slots get their ``states`` restored.
         """
         if any(e.plugin for e in effects):
             from ..plugins.hosting import dawdreamer_processor
 
-            hosted = dawdreamer_processor(effects, sample_rate, channels)
+            hosted = dawdreamer_processor(effects, sample_rate, channels, states=states)
             if hosted is not None:
                 return hosted  # type: ignore[return-value]
             effects = [replace(e, plugin=None) for e in effects]

@@ -7,7 +7,7 @@ whole chain into a processor whose latency is the sum of the stages' latencies.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -133,8 +133,15 @@ class NumpyBackend(Backend):
         """Always None: numpy and scipy are hard dependencies."""
         return None
 
-    def prepare(self, effects: Sequence[Effect], sample_rate: float, channels: int) -> NumpyProcessor:
-        """A processor running ``effects`` in order at ``sample_rate`` Hz for ``channels`` inputs."""
+    def prepare(
+        self,
+        effects: Sequence[Effect],
+        sample_rate: float,
+        channels: int,
+        states: Mapping[str, dict] | None = None,
+    ) -> NumpyProcessor:
+        """A processor running ``effects`` in order at ``sample_rate`` Hz for ``channels`` inputs
+        (no plugins are hosted here: ``states`` is ignored)."""
         _check_setup(sample_rate, channels)
         stages = []
         for effect in effects:

@@ -14,7 +14,7 @@ fall back to the built-in effect with a warning.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -111,7 +111,14 @@ class PedalboardBackend(Backend):
             return "pedalboard is not installed (pip install pedalboard)"
         return None
 
-    def prepare(self, effects: Sequence[Effect], sample_rate: float, channels: int) -> NumpyProcessor:
+    def prepare(
+        self,
+        effects: Sequence[Effect],
+        sample_rate: float,
+        channels: int,
+        states: Mapping[str, dict] | None = None,
+    ) -> NumpyProcessor:
+        """Fused pedalboard runs, numpy stages and hosted VST3 stages (``states`` restored into them)."""
         stages: list = []
         run: list = []
         ch = channels
@@ -130,7 +137,9 @@ class PedalboardBackend(Backend):
                 planned = plan_slot(effect, self.name)
                 if isinstance(planned, HostPlan):
                     flush()
-                    stages.append(PedalboardPluginStage(planned, sample_rate, ch))
+                    stages.append(
+                        PedalboardPluginStage(planned, sample_rate, ch, (states or {}).get(effect.id))
+                    )
                     continue
                 effect = planned
             plugins = native_plugins(effect, sample_rate)

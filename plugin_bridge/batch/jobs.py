@@ -89,6 +89,7 @@ def _choose(audio: np.ndarray, sr: int, opts: JobOptions) -> dict:
 
 def process_item(item: Item, opts: JobOptions) -> dict:
     """Render, master and write one item; returns its report row (LUFS/true peak before and after)."""
+    from ..export.recipe import master_entry
     from ..mastering import master_array
     from ..mixer import render_session_array
     from ..render import render_array
@@ -109,7 +110,8 @@ def process_item(item: Item, opts: JobOptions) -> dict:
         )
     mastered, res = master_array(mixed, sr, target=opts.target)
     write_audio(out / "mix.wav", mastered, sr)
-    outputs = ["mix.wav", "recipe.json", *_write_recipe(item, opts, choice, sr, out)]
+    master = master_entry(res.target)
+    outputs = ["mix.wav", "recipe.json", *_write_recipe(item, opts, choice, sr, out, master)]
     return {
         "id": item.id,
         "kind": item.kind,
@@ -126,23 +128,29 @@ def process_item(item: Item, opts: JobOptions) -> dict:
     }
 
 
-def _write_recipe(item: Item, opts: JobOptions, choice: dict, sample_rate: int, out: Path) -> list[str]:
-    """Write the item's mix recipe (what re-renders the mix before mastering) and its exports."""
+def _write_recipe(
+    item: Item, opts: JobOptions, choice: dict, sample_rate: int, out: Path, master: dict
+) -> list[str]:
+    """Write the item's mix recipe (what re-renders mix.wav, mastering included) and its exports.
+
+    The recipe holds the real values the render used (its vector is their normalized form) and
+    the ``master`` entry (`plugin_bridge.export.recipe.master_entry`)."""
     from ..backends import get_backend
     from ..export import export_recipe
     from ..export.recipe import recipe_from_chain, recipe_from_session
 
     backend = get_backend(opts.backend).name
     if item.kind == "session":
-        recipe = recipe_from_session(item.path, backend=backend)
+        recipe = recipe_from_session(item.path, backend=backend, master=master)
     else:
         recipe = recipe_from_chain(
             choice["chain"],
-            vector=choice["vector"],
+            values=choice["values"],
             model_id=choice["model"],
             input_path=item.path,
             sample_rate=sample_rate,
             backend=backend,
+            master=master,
         )
     recipe.save(out / "recipe.json")
     written: list[str] = []

@@ -1,46 +1,55 @@
 """Write a standalone DawDreamer render script for a recipe.
 
 The script imports only numpy, dawdreamer and soundfile (or scipy, for WAV): it runs anywhere
-DawDreamer is installed, without plugin-bridge. Every chain is embedded as the Faust program
-`plugin_bridge.backends.faust_codegen.chain_program` generates (all parameters baked in as
-constants), and a session's graph (faders, pans, polarity, sends, bus routing and latency
-compensation) as plain data, executed in numpy exactly as `plugin_bridge.mixer` does::
+DawDreamer is installed, without plugin-bridge. Every chain is embedded as the graph
+`plugin_bridge.plugins.hosting.DawDreamerGraphProcessor` builds: Faust programs
+(`plugin_bridge.backends.faust_codegen.chain_program`, all parameters baked in as constants) around
+the real plugins of hosted slots, which the script loads from their paths (LV2: URIs), sets to
+their mapped values and restores to the recipe's stored state (.vstpreset with
+``load_vst3_preset``, .fxp with ``load_preset``, LV2 port values with ``set_parameter``); a
+mono-only plugin gets one instance per channel. A session's graph (faders, pans, polarity, sends,
+bus routing and latency compensation) is plain data, executed in numpy exactly as
+`plugin_bridge.mixer` does::
 
     python render_mix.py                 # renders the recipe's input(s) to mix_dawdreamer.wav
     python render_mix.py out.wav --input other.wav    # a chain recipe on another file
 
-Stems must be at the session's sample rate (the script does not resample).
+The plugins must be installed at the same paths. Stems must be at the session's sample rate (the
+script does not resample). The recipe's ``master`` step (plugin-bridge's own mastering) is not
+part of the script: it renders the mix before mastering.
 """
 
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 from ..backends.faust_codegen import chain_program
-from ..effects import clamp_to_sample_rate
+from ..effects import Effect, clamp_to_sample_rate
 from ..errors import FormatError
 from . import write_atomic
 from .recipe import Recipe, session_of
 
+_SCRIPT = r'''#!/usr/bin/env python3
+"""DawDreamer render script written by plugin-bridge @@VERSION@@ (@@KIND@@ recipe).
 
-def _script_body(data: dict, version: str, script_name: str) -> str:
-    payload = json.dumps(data, indent=1, ensure_ascii=False)
-    return f'''#!/usr/bin/env python3
-"""DawDreamer render script written by plugin-bridge {version} ({data["kind"]} recipe).
+Rebuilds the mix in DawDreamer (Faust programs around the chains' real plugins) and renders it:
 
-Rebuilds the mix in DawDreamer (each chain is one Faust program) and renders it:
-
-    python {script_name} [OUTPUT.wav] [--input FILE]
+    python @@SCRIPT@@ [OUTPUT.wav] [--input FILE]
 
 Needs numpy, dawdreamer, and soundfile (or scipy for WAV files); it does not import plugin-bridge.
+Plugins load from the paths below (the same machine setup as the recipe's).
 """
 
 import argparse
+import base64
+import ctypes
 import json
 import os
 import sys
+import tempfile
 
 import numpy as np
 
@@ -48,11 +57,21 @@ import dawdreamer
 
 MIX = json.loads(
     r"""
-{payload}
+@@PAYLOAD@@
 """
 )
 FAUST_FLAGS = ["-ftz", "2"]
 BLOCK_SIZE = 512
+PRESET_LOADERS = {"vstpreset": ("load_vst3_preset", ".vstpreset"), "fxp": ("load_preset", ".fxp")}
+
+
+def reset_fpu():
+    """Undo flush-to-zero that DPF plugins leave set on this thread (as plugin-bridge does)."""
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL("libm.so.6").fesetenv(ctypes.c_void_p(-1))
+        except OSError:
+            pass
 
 
 def read_audio(path):
@@ -86,19 +105,107 @@ def write_audio(path, audio, rate):
     os.replace(tmp, path)
 
 
-def render_faust(code, x, rate):
-    """Run one Faust program over the whole signal x (channels, n); returns (out channels, n)."""
-    n = x.shape[1]
-    engine = dawdreamer.RenderEngine(rate, BLOCK_SIZE)
-    play = engine.make_playback_processor("input", np.ascontiguousarray(x, dtype=np.float32))
-    faust = engine.make_faust_processor("chain")
-    faust.compile_flags = FAUST_FLAGS
-    faust.set_dsp_string(code)
-    if not faust.compile():
-        sys.exit("the Faust program does not compile")
-    engine.load_graph([(play, []), (faust, ["input"])])
-    engine.render((n + 0.5) / rate)
-    return np.ascontiguousarray(engine.get_audio()[:, :n], dtype=np.float32)
+def faust_node(engine, name, code, flags):
+    proc = engine.make_faust_processor(name)
+    if flags:
+        proc.compile_flags = flags
+    proc.set_dsp_string(code)
+    if not proc.compile():
+        sys.exit("a Faust program does not compile: " + name)
+    return proc
+
+
+def restore(inst, plugin):
+    """Load the stored state into one plugin instance (never load_state: it opens the editor)."""
+    state = plugin["state"]
+    if state is None:
+        return
+    blob = state["data"][0]
+    if state["kind"] == "parameters":
+        for i, v in blob.items():
+            inst.set_parameter(int(i), float(v))
+        return
+    method, suffix = PRESET_LOADERS[state["kind"]]
+    fd, path = tempfile.mkstemp(suffix=suffix)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(base64.b64decode(blob))
+        if not getattr(inst, method)(path):
+            sys.exit("%s could not load its stored state" % plugin["location"])
+    finally:
+        os.unlink(path)
+
+
+class Chain:
+    """One chain as a DawDreamer graph: playback -> Faust segments and plugins -> output."""
+
+    def __init__(self, steps, channels, rate):
+        self.rate, self.channels = rate, channels
+        self.engine = engine = dawdreamer.RenderEngine(rate, BLOCK_SIZE)
+        self.play = engine.make_playback_processor("input", np.zeros((channels, BLOCK_SIZE), dtype=np.float32))
+        # every Faust program compiles before any plugin exists (plugins may leave flush-to-zero set)
+        reset_fpu()
+        fausts, adapters = {}, {}
+        for k, st in enumerate(steps):
+            if "faust" in st:
+                fausts[k] = faust_node(engine, "faust%d" % k, st["faust"], FAUST_FLAGS)
+        for k, st in enumerate(steps):
+            for code in st.get("plugin", {}).get("adapters", []):
+                name = "adapt%d" % len(adapters)
+                adapters[(k, code)] = faust_node(engine, name, 'import("stdfaust.lib");\nprocess = %s;' % code, None)
+        graph, last, self.latency, self.reapply = [(self.play, [])], "input", 0, []
+        for k, st in enumerate(steps):
+            if "faust" in st:
+                graph.append((fausts[k], [last]))
+                last = fausts[k].get_name()
+                self.latency += st["latency"]
+                continue
+            pl = st["plugin"]
+
+            def make(tag, pl=pl):
+                p = engine.make_plugin_processor(pl["id"] + tag, pl["location"])
+                for i, v in pl["values"].items():
+                    p.set_parameter(int(i), float(v))
+                return p
+
+            codes = pl["adapters"]
+            if len(codes) == 3:  # a mono-only plugin on stereo: one instance per channel
+                left, right = make("_L"), make("_R")
+                pick_l, pick_r, merge = (adapters[(k, c)] for c in codes)
+                graph += [(pick_l, [last]), (left, [pick_l.get_name()])]
+                graph += [(pick_r, [last]), (right, [pick_r.get_name()])]
+                graph.append((merge, [left.get_name(), right.get_name()]))
+                last, insts = merge.get_name(), [left, right]
+            elif len(codes) == 2:  # a stereo plugin on mono: duplicate, then average
+                p = make("")
+                up, down = (adapters[(k, c)] for c in codes)
+                graph += [(up, [last]), (p, [up.get_name()]), (down, [p.get_name()])]
+                last, insts = down.get_name(), [p]
+            else:
+                p = make("")
+                graph.append((p, [last]))
+                last, insts = p.get_name(), [p]
+            for inst in insts:
+                restore(inst, pl)
+            self.latency += int(insts[0].get_latency_samples())
+            for inst in insts:  # LV2 plugins drop parameter values at render preparation: set them again
+                if pl["reapply"]:
+                    self.reapply.append((inst, {i: float(inst.get_parameter(i)) for i in pl["reapply"]}))
+        reset_fpu()
+        if not engine.load_graph(graph):
+            sys.exit("could not load the render graph")
+        self.play.set_data(np.zeros((channels, 1), dtype=np.float32))
+        engine.render(0.5 / rate)
+
+    def render(self, x):
+        """Render the whole signal x (channels, n); returns (out channels, n), latency not trimmed."""
+        n = x.shape[1]
+        for inst, values in self.reapply:
+            for i, v in values.items():
+                inst.set_parameter(i, v)
+        self.play.set_data(np.ascontiguousarray(x, dtype=np.float32))
+        self.engine.render((n + 0.5) / self.rate)
+        return np.ascontiguousarray(self.engine.get_audio()[:, :n], dtype=np.float32)
 
 
 def find(path):
@@ -131,17 +238,17 @@ def delayed(x, d):
 def render_chain(input_path):
     x, rate = read_audio(find(input_path))
     if rate != MIX["sample_rate"] or x.shape[0] != MIX["channels"]:
-        sys.exit("the Faust program was built for %d Hz, %d channel(s)" % (MIX["sample_rate"], MIX["channels"]))
-    extra = MIX["tail_frames"] + MIX["latency"]
-    x = np.concatenate((x, np.zeros((x.shape[0], extra), dtype=np.float32)), axis=1)
-    y = render_faust(MIX["program"], x, rate)
-    return y[:, MIX["latency"] :], rate
+        sys.exit("the chain was built for %d Hz, %d channel(s)" % (MIX["sample_rate"], MIX["channels"]))
+    chain = Chain(MIX["steps"], MIX["channels"], rate)
+    x = np.concatenate((x, np.zeros((x.shape[0], MIX["tail_frames"] + chain.latency), dtype=np.float32)), axis=1)
+    y = chain.render(x)
+    return y[:, chain.latency :], rate
 
 
 def render_session():
     rate, frames, latency = MIX["sample_rate"], MIX["frames"], MIX["latency"]
     n = frames + latency
-    acc = {{name: np.zeros((2, n), dtype=np.float32) for name in MIX["buses"]}}
+    acc = {name: np.zeros((2, n), dtype=np.float32) for name in MIX["buses"]}
     master = None
     for node in MIX["nodes"]:
         if node["file"] is not None:
@@ -156,8 +263,12 @@ def render_session():
             x = acc[node["name"]]
         if node["invert"]:
             x = -x
-        if node["program"] is not None:
-            x = render_faust(node["program"], x, rate)
+        if node["steps"] is not None:
+            chain = Chain(node["steps"], x.shape[0], rate)
+            if chain.latency != node["latency"]:
+                sys.exit("%s: the plugins report %d samples of latency, the mix was built for %d"
+                         % (node["name"], chain.latency, node["latency"]))
+            x = chain.render(x)
         pre = pan(x, node["pan_gains"]) if any(s[2] for s in node["sends"]) else None
         post = pan(x, node["pan_gains"], node["gain"])
         if node["name"] == "master":
@@ -189,19 +300,81 @@ if __name__ == "__main__":
 '''
 
 
+def _script_body(data: dict, version: str, script_name: str) -> str:
+    payload = json.dumps(data, indent=1, ensure_ascii=False)
+    text = _SCRIPT.replace("@@VERSION@@", version).replace("@@KIND@@", data["kind"])
+    return text.replace("@@SCRIPT@@", script_name).replace("@@PAYLOAD@@", payload)
+
+
+def chain_steps(
+    recipe: Recipe, effects: Sequence[Effect], sample_rate: int, channels: int, prefix: str = ""
+) -> tuple[list[dict], int, int]:
+    """One chain of ``recipe`` as the script's steps, its output channels and its latency (samples).
+
+    Steps are ``{"faust": code, "latency": n}`` or ``{"plugin": {...}}`` (id, name, format, location,
+    adapters, the map's ``values`` by parameter index, the stored ``state``, the LV2 parameters to
+    ``reapply``), split as `plugin_bridge.plugins.hosting.graph_steps` does for the dawdreamer
+    backend; slots ``prefix + effect id`` get the recipe's stored states and fallbacks. Plugin
+    latency is the probed one (the script checks it where a session's routing depends on it).
+    """
+    from ..plugins.hosting import FaustSegment, HostPlan, graph_steps, indexed_values, plan_slot
+    from .plugin_slots import restore_slots
+
+    effects = [clamp_to_sample_rate(e, sample_rate) for e in effects]
+    effects, states = restore_slots(effects, recipe.plugins, recipe.fallbacks, "dawdreamer", prefix)
+    plans: dict[str, HostPlan] = {}
+    plain: list[Effect] = []
+    for e in effects:
+        planned = plan_slot(e, "dawdreamer") if e.plugin else e
+        if isinstance(planned, HostPlan):
+            plans[e.id] = planned
+            plain.append(e)
+        else:
+            plain.append(planned)
+    if not plans:  # the plain dawdreamer backend: one Faust program for the whole chain
+        prog = chain_program(plain, sample_rate, channels)
+        return [{"faust": prog.code, "latency": prog.latency}], prog.out_channels, prog.latency
+    steps, out_channels = graph_steps(plain, plans, sample_rate, channels)
+    data: list[dict] = []
+    latency = 0
+    for st in steps:
+        if isinstance(st, FaustSegment):
+            data.append({"faust": st.code, "latency": st.latency})
+            latency += st.latency
+            continue
+        plan, ref = st.plan, st.plan.map.plugin
+        reapply = []
+        if ref.format == "lv2":
+            reapply = [int(p["index"]) for p in plan.info.get("parameters", []) if p.get("automatable", True)]
+        data.append(
+            {
+                "plugin": {
+                    "id": plan.effect.id,
+                    "name": ref.name,
+                    "format": ref.format,
+                    "location": ref.location,
+                    "adapters": list(st.adapters),
+                    "values": {str(i): float(v) for i, v in indexed_values(plan).items()},
+                    "state": states.get(plan.effect.id),
+                    "reapply": reapply,
+                }
+            }
+        )
+        latency += int(plan.info.get("latency", 0))
+    return data, out_channels, latency
+
+
 def script_data(recipe: Recipe, channels: int | None = None) -> dict:
-    """The data the script embeds: Faust programs, gains, routing and latencies (plain JSON)."""
+    """The data the script embeds: chain steps (Faust programs, plugins and their states), gains,
+    routing and latencies (plain JSON)."""
     from ..audio_io import inspect_audio
 
-    if recipe.plugins:
-        raise FormatError("the DawDreamer script does not host third-party plugins yet")
     if recipe.kind == "chain":
         if recipe.input is None and (recipe.sample_rate is None or channels is None):
             raise FormatError("a chain recipe needs its input file (or a sample rate) for the script")
         sr = recipe.sample_rate or inspect_audio(recipe.input).sample_rate
         ch = channels or min(inspect_audio(recipe.input).channels, 2)
-        effects = [clamp_to_sample_rate(e, sr) for e in recipe.effects]
-        program = chain_program(effects, sr, ch)
+        steps, _, latency = chain_steps(recipe, recipe.effects, sr, ch)
         from ..render import chain_tail_frames
 
         return {
@@ -209,9 +382,9 @@ def script_data(recipe: Recipe, channels: int | None = None) -> dict:
             "input": recipe.input,
             "sample_rate": int(sr),
             "channels": ch,
-            "latency": program.latency,
+            "latency": latency,
             "tail_frames": chain_tail_frames(recipe.effects, sr) if recipe.tail else 0,
-            "program": program.code,
+            "steps": steps,
         }
     from ..mixer import node_latencies, session_tail_frames, stem_frames, track_pan_gains
     from ..session import MASTER
@@ -219,15 +392,14 @@ def script_data(recipe: Recipe, channels: int | None = None) -> dict:
     s = session_of(recipe)
     sr = int(recipe.sample_rate)
     audible = {t.name for t in s.audible_tracks}
-    programs, own, out_ch = {}, {}, {}
+    node_steps, own, out_ch = {}, {}, {}
     for name in s.order:
         node = s.node(name)
         ch = min(inspect_audio(node.file).channels, 2) if node.is_track else 2
         if node.effects:
-            prog = chain_program([clamp_to_sample_rate(e, sr) for e in node.effects], sr, ch)
-            programs[name], own[name], out_ch[name] = prog.code, prog.latency, prog.out_channels
+            node_steps[name], out_ch[name], own[name] = chain_steps(recipe, node.effects, sr, ch, f"{name}/")
         else:
-            programs[name], own[name], out_ch[name] = None, 0, ch
+            node_steps[name], own[name], out_ch[name] = None, 0, ch
     total = node_latencies(s, own)
 
     def arrival(name: str) -> int:
@@ -248,7 +420,8 @@ def script_data(recipe: Recipe, channels: int | None = None) -> dict:
                 "file": str(node.file) if node.file else None,
                 "audible": name in audible,
                 "invert": node.invert,
-                "program": programs[name],
+                "steps": node_steps[name],
+                "latency": own[name],
                 "pan_gains": list(track_pan_gains(node.pan, out_ch[name])),
                 "gain": 10.0 ** (node.gain_db / 20.0),
                 "sends": [[x.bus, x.level_db, x.pre_fader] for x in node.sends],

@@ -184,7 +184,8 @@ def midi_to_vector(path: str | os.PathLike, space: ParamSpace, bits: int | None 
 def midi_to_recipe(path: str | os.PathLike, chain=None, model_id: str | None = None):
     """Import a CC .mid into a chain `Recipe`.
 
-    ``chain`` is a `Chain`, a chain name/file or a `Recipe` (its chain, input and backend are kept);
+    ``chain`` is a `Chain`, a chain name/file or a `Recipe` (its chain, input, backend, tail and
+    master step are kept; hosted plugins' states are captured again at the imported values);
     without it, the shipped chain whose space version the file names is used.
     """
     from ..chain import list_chains, load_chain
@@ -212,9 +213,9 @@ def midi_to_recipe(path: str | os.PathLike, chain=None, model_id: str | None = N
             input_path=base.input,
             sample_rate=base.sample_rate,
             backend=base.backend,
-            plugins=base.plugins,
             tail=base.tail,
-        )
+            master=base.master,
+        )  # hosted plugins' states are captured anew: they follow the imported values
     return recipe_from_chain(ch, vector=vector, model_id=model_id)
 
 

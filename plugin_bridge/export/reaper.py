@@ -14,6 +14,10 @@ be shorter; a reader decodes line by line and splits the bytes by the sizes in t
             parameter plugins: 0xDEADBEEF 0xDEADF00D then one float32 per parameter.
     blob 2  footer: program name NUL, preset name NUL, 0x10 0 0 0
 
+Chain slots a recipe rendered on a real plugin (its stored `PluginState`: VST3 or VST2) are written
+in place with that plugin and its full state; a mono-only plugin gets one instance per channel,
+pinned like the mapped ZamEQ2 below.
+
 Built-in effects have no DAW plugin of their own. They are mapped onto Debian's zam-plugins VST3s
 (whose states pedalboard writes exactly), because REAPER's stock ReaEQ/ReaComp states are
 undocumented binary blobs we cannot produce reliably:
@@ -316,15 +320,43 @@ class FxChainExport:
     plugins: list[PluginState] = field(default_factory=list)
 
 
+def _stored_blocks(plugin: PluginState, program: str) -> list[list[str]]:
+    """``<VST>`` blocks of a stored plugin: one, or one per channel for a mono-only plugin."""
+    if plugin.channels == 1:
+        return [vst_block(plugin, [0], [0], program), vst_block(plugin, [1], [1], program)]
+    return [vst_block(plugin, program=program)]
+
+
 def chain_fx(
     effects: Iterable[Effect],
     track: str,
-    extra: Sequence[PluginState] = (),
+    plugins: Sequence[PluginState] = (),
     plugin_dir: str = VST3_DIR,
+    prefix: str = "",
 ) -> FxChainExport:
-    """Map a track's built-in effects (and its third-party ``extra`` plugins) to ``<VST>`` blocks."""
+    """Map a track's effects to ``<VST>`` blocks, in chain order.
+
+    A slot with a stored plugin (``plugins`` whose slot is ``prefix + effect id``: a hosted VST3 or
+    VST2 with its recipe state) gets that plugin and state; other effects get their mapped Debian
+    plugin (`MAPPED_PLUGINS`). LV2 plugins are not written (their REAPER block is not implemented
+    here): the slot falls back to the mapped plugin, with a note. Plugins bound to no slot of the
+    chain are appended after it.
+    """
     out = FxChainExport()
+    stored = {p.slot: p for p in plugins}
+    bound: set[str] = set()
     for e in effects:
+        p = stored.get(prefix + e.id)
+        if p is not None:
+            bound.add(p.slot)
+            if p.format in ("vst3", "vst2"):
+                out.plugins.append(p)
+                out.blocks += _stored_blocks(p, e.id)
+                continue
+            out.notes.append(
+                f"{track}: {e.id} runs the {p.format.upper()} plugin {p.display_name}, which is not "
+                "exported to REAPER; its built-in mapping is written instead"
+            )
         if e.is_neutral():  # leaves audio unchanged: nothing to export
             continue
         if e.type not in MAPPED_PLUGINS:
@@ -337,9 +369,10 @@ def chain_fx(
             out.blocks.append(vst_block(state, [1], [1], program=e.id))
         else:
             out.blocks.append(vst_block(state, program=e.id))
-    for p in extra:
-        out.plugins.append(p)
-        out.blocks.append(vst_block(p))
+    for p in plugins:
+        if p.slot not in bound and p.format in ("vst3", "vst2"):
+            out.plugins.append(p)
+            out.blocks += _stored_blocks(p, "")
     return out
 
 
@@ -447,7 +480,7 @@ def project_text(
         "  MASTER_NCH 2 2",
     ]
     if master is not None:
-        mfx = chain_fx(master["effects"], "master", extra.get("master", ()), plugin_dir)
+        mfx = chain_fx(master["effects"], "master", extra.get("master", ()), plugin_dir, "master/")
         chains["master"] = mfx
         notes += mfx.notes
         lines.append(f"  MASTER_VOLUME {_num(10 ** (master['gain_db'] / 20))} {_num(master['pan'])} -1 -1 1")
@@ -455,7 +488,8 @@ def project_text(
             lines += _fxchain(mfx, "master", "  ", "MASTERFXLIST")
     for n in nodes:
         name = n["name"]
-        fx = chain_fx(n["effects"], name, extra.get(name, ()), plugin_dir)
+        prefix = f"{name}/" if recipe.kind == "session" else ""
+        fx = chain_fx(n["effects"], name, extra.get(name, ()), plugin_dir, prefix)
         chains[name] = fx
         notes += fx.notes
         to_master = n["output"] == "master"

@@ -3,22 +3,30 @@
 A recipe records the parameter values actually used, in both forms (the model's normalized vector
 and the real-unit values per effect), the chain they belong to (with its parameter space version
 and fingerprint), the model id if a model proposed them, the session graph for multitrack mixes,
-the sample rate, the input file, the backend and the package version. Third-party plugins in a
-chain travel as `PluginState` entries (format, path, class or unique id, full state as base64).
+the sample rate, the input file, the backend and the package version. Chain slots rendered by a
+real third-party plugin travel as `PluginState` entries (format, path, class or unique id, full
+state as base64); slots whose plugin could not be hosted record why in ``fallbacks`` (see
+`plugin_bridge.export.plugin_slots`). An optional ``master`` entry is the mastering step applied
+after the mix (`plugin_bridge.mastering.master_array`: the loudness target and the settings), so a
+re-render reproduces the mastered file.
 
-Layout (``format_version`` 1)::
+Layout (``format_version`` 2)::
 
-    {"format_version": 1, "kind": "chain" | "session", "package_version": "0.1.0",
-     "model_id": null, "backend": "pedalboard", "sample_rate": 44100, "input": "song.wav",
+    {"format_version": 2, "kind": "chain" | "session", "package_version": "0.1.0",
+     "model_id": null, "backend": "pedalboard", "tail": true, "sample_rate": 44100, "input": "song.wav",
      "space": {"version": "mix-v1", "fingerprint": "..."},
      "chain": {...chain file form...}, "vector": [...], "values": {"comp.threshold_db": -18.0, ...},
-     "effects": [{"id", "type", "params"}, ...],          # real units, exactly what renders
+     "effects": [{"id", "type", "params", "plugin"?}, ...],   # real units, exactly what renders
      "session": {...session file form, chains as effect lists...},   # kind "session" only
-     "plugins": [{"slot", "format", "path", "name", "class_id", "unique_id", "state"}, ...]}
+     "plugins": [{"slot", "format", "path", "name", "vendor", "class_id", "unique_id", "channels",
+                  "map", "parameters", "state"}, ...],
+     "fallbacks": {"slot": "why the built-in renders it", ...},
+     "master": null | {"target": {"name", "lufs", "ceiling_dbtp"}, "settings": {...MasterSettings}}}
 
-Loading validates: a newer ``format_version``, a space version newer than (or unknown to) this
-plugin-bridge's shipped chains, a fingerprint that differs from the shipped space of the same
-version, or values that disagree with the vector are `FormatError` naming both sides.
+Version 1 files (no ``fallbacks``, no ``master``) still load. Loading validates: a newer
+``format_version``, a space version newer than (or unknown to) this plugin-bridge's shipped chains,
+a fingerprint that differs from the shipped space of the same version, or values that disagree with
+the vector are `FormatError` naming both sides.
 """
 
 from __future__ import annotations
@@ -40,19 +48,22 @@ from ..errors import FormatError, PluginBridgeError
 from . import write_atomic
 
 #: The recipe layout this code writes and the newest it reads.
-FORMAT_VERSION = 1
-PLUGIN_FORMATS = ("vst3", "vst2")
+FORMAT_VERSION = 2
+PLUGIN_FORMATS = ("vst3", "vst2", "lv2")
 
 
 @dataclass(frozen=True)
 class PluginState:
     """A third-party plugin in a chain: identity plus its full state.
 
-    ``slot`` is the chain slot id (``"track/slot"`` in a session), ``format`` ``"vst3"`` or
-    ``"vst2"``, ``path`` the plugin bundle / shared object, ``class_id`` the VST3 processor class ID
-    (32 hex digits), ``unique_id`` the VST2 four-character id as an int, and ``state`` the full
-    state as the preset file a DAW loads: a .vstpreset (VST3) or an .fxp (VST2).
-    ``parameters`` optionally lists normalized parameter values by name (informational).
+    ``slot`` is the chain slot id (``"track/slot"`` in a session), ``format`` ``"vst3"``, ``"vst2"``
+    or ``"lv2"``, ``path`` the plugin bundle / shared object (the URI for LV2), ``class_id`` the VST3
+    processor class ID (32 hex digits), ``unique_id`` the VST2 four-character id as an int, and
+    ``state`` the full state as the preset file a DAW loads: a .vstpreset (VST3) or an .fxp (VST2);
+    for LV2 the control port values as JSON (see `plugin_bridge.export.plugin_slots`).
+    ``channels`` is 1 for a mono-only plugin (one instance per channel, each with this state),
+    ``map`` the parameter map used, ``parameters`` the normalized values the map set, by plugin
+    parameter name (informational).
     """
 
     slot: str
@@ -64,6 +75,8 @@ class PluginState:
     class_id: str = ""
     unique_id: int = 0
     parameters: Mapping[str, float] = field(default_factory=dict)
+    channels: int = 2
+    map: str = ""
 
     def __post_init__(self) -> None:
         if self.format not in PLUGIN_FORMATS:
@@ -72,6 +85,8 @@ class PluginState:
             )
         if self.format == "vst3" and not re.fullmatch(r"[0-9A-Fa-f]{32}", self.class_id or ""):
             raise FormatError(f"plugin {self.slot!r}: a VST3 needs a 32-hex-digit class_id")
+        if self.channels not in (1, 2):
+            raise FormatError(f"plugin {self.slot!r}: channels must be 1 (mono-only) or 2")
 
     @property
     def display_name(self) -> str:
@@ -88,6 +103,8 @@ class PluginState:
             "vendor": self.vendor,
             "class_id": self.class_id,
             "unique_id": self.unique_id,
+            "channels": self.channels,
+            "map": self.map,
             "parameters": dict(self.parameters),
             "state": base64.b64encode(self.state).decode("ascii"),
         }
@@ -106,6 +123,8 @@ class PluginState:
                 class_id=str(d.get("class_id", "")),
                 unique_id=int(d.get("unique_id", 0)),
                 parameters={str(k): float(v) for k, v in dict(d.get("parameters") or {}).items()},
+                channels=int(d.get("channels", 2)),
+                map=str(d.get("map", "")),
             )
         except (KeyError, TypeError, ValueError) as e:
             raise FormatError(f"{where}: invalid plugin entry {dict(d).get('slot', '?')!r} ({e})") from None
@@ -129,6 +148,8 @@ class Recipe:
     backend: str = "pedalboard"
     tail: bool = True
     plugins: tuple[PluginState, ...] = ()
+    fallbacks: Mapping[str, str] = field(default_factory=dict)
+    master: Mapping | None = None
     package_version: str = ""
     format_version: int = FORMAT_VERSION
 
@@ -157,6 +178,8 @@ class Recipe:
         else:
             d["session"] = self.session
         d["plugins"] = [p.to_dict() for p in self.plugins]
+        d["fallbacks"] = dict(self.fallbacks)
+        d["master"] = dict(self.master) if self.master is not None else None
         return d
 
     def to_json(self) -> str:
@@ -174,6 +197,64 @@ def _package_version() -> str:
     return __version__
 
 
+def _backend_name(backend: str) -> str:
+    """``backend`` with ``"auto"`` resolved to the backend it picks here (what the recipe records)."""
+    if backend != "auto":
+        return backend
+    from ..backends import get_backend
+
+    return get_backend("auto").name
+
+
+def master_entry(target: object = "streaming", settings: object = None) -> dict:
+    """A recipe's ``master`` entry: the resolved loudness ``target`` (a preset name or a
+    `plugin_bridge.mastering.LoudnessTarget`) and the `MasterSettings` (default ones when None)."""
+    from dataclasses import asdict
+
+    from ..mastering import MasterSettings, resolve_target
+
+    return {"target": resolve_target(target).to_dict(), "settings": asdict(settings or MasterSettings())}
+
+
+def apply_master(audio: np.ndarray, sample_rate: int, entry: Mapping) -> tuple[np.ndarray, object]:
+    """Master ``audio`` as a recipe's ``master`` entry says (`plugin_bridge.mastering.master_array`);
+    returns the master and its `MasterResult`."""
+    from ..mastering import LoudnessTarget, MasterSettings, master_array
+
+    return master_array(
+        audio,
+        sample_rate,
+        target=LoudnessTarget(**entry["target"]),
+        settings=MasterSettings(**entry["settings"]),
+    )
+
+
+def _check_master(raw: object, where: str) -> dict | None:
+    """A validated ``master`` entry (None when absent)."""
+    if raw is None:
+        return None
+    from dataclasses import fields
+
+    from ..mastering import LoudnessTarget, MasterSettings, resolve_target
+
+    if not isinstance(raw, Mapping) or not isinstance(raw.get("target"), Mapping):
+        raise FormatError(
+            f"{where}: 'master' must be {{target: {{name, lufs, ceiling_dbtp}}, settings: {{...}}}}"
+        )
+    settings = dict(raw.get("settings") or {})
+    known = {f.name for f in fields(MasterSettings)}
+    if set(settings) - known:
+        raise FormatError(
+            f"{where}: master settings {sorted(set(settings) - known)} are unknown (valid: {sorted(known)})"
+        )
+    try:
+        target = resolve_target(LoudnessTarget(**dict(raw["target"])))
+        MasterSettings(**settings)
+    except (TypeError, PluginBridgeError) as e:
+        raise FormatError(f"{where}: invalid master entry ({e})") from None
+    return {"target": target.to_dict(), "settings": settings}
+
+
 def recipe_from_chain(
     chain: Chain | str | os.PathLike,
     vector: Sequence[float] | np.ndarray | None = None,
@@ -182,13 +263,20 @@ def recipe_from_chain(
     input_path: str | os.PathLike | None = None,
     sample_rate: int | None = None,
     backend: str = "pedalboard",
-    plugins: Sequence[PluginState] = (),
+    plugins: Sequence[PluginState] | None = None,
     tail: bool = True,
+    master: Mapping | None = None,
+    fallbacks: Mapping[str, str] | None = None,
 ) -> Recipe:
     """A recipe for a single-file render: ``chain`` with a normalized ``vector`` or real ``values``.
 
     Give one of ``vector`` / ``values`` (or neither for the chain's defaults). Both forms are
     stored; values are recomputed from the vector when a vector is given, so they agree exactly.
+    ``plugins`` None captures the identity and full state of every slot ``backend`` hosts on a
+    real plugin, and records the fallbacks of the others (`plugin_slots.capture_plugins`; this loads
+    the plugins, in the calling thread); a sequence is stored as given. ``master`` is a
+    `master_entry` when the mix was mastered. ``backend`` ``"auto"`` is recorded as the backend it
+    picks.
     """
     ch = chain if isinstance(chain, Chain) else load_chain(chain)
     if vector is not None and values is not None:
@@ -207,6 +295,11 @@ def recipe_from_chain(
         from ..audio_io import inspect_audio
 
         sample_rate = inspect_audio(input_path).sample_rate
+    backend = _backend_name(backend)
+    if plugins is None:
+        from .plugin_slots import capture_plugins
+
+        plugins, fallbacks = capture_plugins(effects, backend, sample_rate)
     return Recipe(
         kind="chain",
         effects=effects,
@@ -221,6 +314,8 @@ def recipe_from_chain(
         backend=backend,
         tail=tail,
         plugins=tuple(plugins),
+        fallbacks=dict(fallbacks or {}),
+        master=_check_master(master, "recipe"),
         package_version=_package_version(),
     )
 
@@ -229,13 +324,17 @@ def recipe_from_session(
     session,
     model_id: str | None = None,
     backend: str = "pedalboard",
-    plugins: Sequence[PluginState] = (),
+    plugins: Sequence[PluginState] | None = None,
     tail: bool = True,
+    master: Mapping | None = None,
+    fallbacks: Mapping[str, str] | None = None,
 ) -> Recipe:
     """A recipe for a multitrack session (a `Session` or a session file path).
 
     The graph is stored in session file form with every chain resolved to its effect list (real
     units) and every stem path absolute, so the recipe re-renders without the original chain files.
+    ``plugins`` None captures the hosted-plugin slots of every track and bus (slots
+    ``"track/effect id"``), as `recipe_from_chain` does; ``master`` is a `master_entry`.
     """
     from ..mixer import session_sample_rate
     from ..session import Session, load_session, session_to_dict
@@ -244,15 +343,27 @@ def recipe_from_session(
     data = session_to_dict(s)
     for t in data["tracks"]:
         t["file"] = str(Path(t["file"]).resolve())
+    sample_rate = s.sample_rate or session_sample_rate(s)
+    backend = _backend_name(backend)
+    if plugins is None:
+        from .plugin_slots import capture_plugins
+
+        plugins, fallbacks = [], {}
+        for node in (*s.tracks, *s.buses, s.master):
+            got, fell = capture_plugins(node.effects, backend, sample_rate, f"{node.name}/")
+            plugins += got
+            fallbacks.update(fell)
     return Recipe(
         kind="session",
         session=data,
         model_id=model_id,
-        sample_rate=s.sample_rate or session_sample_rate(s),
+        sample_rate=sample_rate,
         input=s.source or None,
         backend=backend,
         tail=tail,
         plugins=tuple(plugins),
+        fallbacks=dict(fallbacks or {}),
+        master=_check_master(master, "recipe"),
         package_version=_package_version(),
     )
 
@@ -334,6 +445,9 @@ def recipe_from_dict(data: Mapping, source: str = "recipe") -> Recipe:
     if kind not in ("chain", "session"):
         raise FormatError(f"{source}: 'kind' must be 'chain' or 'session', got {kind!r}")
     plugins = tuple(PluginState.from_dict(p, source) for p in data.get("plugins") or [])
+    fallbacks = data.get("fallbacks") or {}
+    if not isinstance(fallbacks, Mapping):
+        raise FormatError(f"{source}: 'fallbacks' must be an object of slot: reason")
     sr = data.get("sample_rate")
     common = dict(
         model_id=data.get("model_id"),
@@ -342,6 +456,8 @@ def recipe_from_dict(data: Mapping, source: str = "recipe") -> Recipe:
         backend=str(data.get("backend") or "pedalboard"),
         tail=bool(data.get("tail", True)),
         plugins=plugins,
+        fallbacks={str(k): str(v) for k, v in fallbacks.items()},
+        master=_check_master(data.get("master"), source),
         package_version=str(data.get("package_version", "")),
         format_version=fv,
     )
@@ -426,6 +542,67 @@ def session_of(recipe: Recipe):
         raise FormatError(f"recipe session: {e}") from None
 
 
+@dataclass(frozen=True)
+class MasteredResult:
+    """A recipe re-rendered with its mastering step: the file written and the master's report."""
+
+    output: str
+    sample_rate: int
+    channels: int
+    frames: int
+    backend: str
+    seconds: float
+    master: Mapping
+
+    def to_dict(self) -> dict:
+        """JSON-ready summary."""
+        return {
+            "output": self.output,
+            "sample_rate": self.sample_rate,
+            "channels": self.channels,
+            "frames": self.frames,
+            "duration_s": self.frames / self.sample_rate,
+            "backend": self.backend,
+            "render_seconds": round(self.seconds, 4),
+            "master": dict(self.master),
+        }
+
+
+def _restored_session(recipe: Recipe, backend: str):
+    """The recipe's session with recorded fallbacks applied, and ``{node: {effect id: state}}``."""
+    from dataclasses import replace
+
+    from .plugin_slots import restore_slots, unbound_plugins
+
+    s = session_of(recipe)
+    nodes = (*s.tracks, *s.buses, s.master)
+    slots = [f"{n.name}/{e.id}" for n in nodes for e in n.effects]
+    _refuse_unbound(recipe, unbound_plugins(recipe.plugins, slots))
+    states: dict[str, dict[str, dict]] = {}
+    fixed = {}
+    for n in nodes:
+        effects, st = restore_slots(n.effects, recipe.plugins, recipe.fallbacks, backend, f"{n.name}/")
+        fixed[n.name] = replace(n, effects=tuple(effects))
+        if st:
+            states[n.name] = st
+    session = replace(
+        s,
+        tracks=tuple(fixed[t.name] for t in s.tracks),
+        buses=tuple(fixed[b.name] for b in s.buses),
+        master=fixed[s.master.name],
+    )
+    return session, states
+
+
+def _refuse_unbound(recipe: Recipe, unbound: Sequence[PluginState]) -> None:
+    if unbound:
+        raise FormatError(
+            "recipe plugins "
+            + ", ".join(f"{p.slot!r} ({p.display_name})" for p in unbound)
+            + " belong to no slot of its chain: they cannot be rendered (exports still carry them)"
+        )
+
+
 def render_recipe(
     recipe: Recipe | str | os.PathLike,
     output: str | os.PathLike,
@@ -436,23 +613,43 @@ def render_recipe(
 
     A chain recipe renders its stored ``input`` (or ``input_path``) through its stored effects with
     `plugin_bridge.render.render_file`; a session recipe renders its graph with
-    `plugin_bridge.mixer.render_session`. ``backend`` defaults to the one recorded in the recipe.
-    Returns the `RenderResult` / `SessionResult`.
+    `plugin_bridge.mixer.render_session`. Hosted-plugin slots get their stored states restored
+    after their identity is checked; recorded fallbacks render the built-in. With a ``master``
+    entry the mix is rendered in memory, mastered (`apply_master`) and written. ``backend``
+    defaults to the one recorded in the recipe. Returns the `RenderResult` / `SessionResult`, or a
+    `MasteredResult` when the recipe masters.
     """
+    import time
+
+    from ..audio_io import check_output_path, read_audio, write_audio
+    from .plugin_slots import restore_slots, unbound_plugins
+
     r = recipe if isinstance(recipe, Recipe) else load_recipe(recipe)
     be = backend or r.backend
-    if r.plugins:
-        raise FormatError(
-            f"recipe holds third-party plugins ({', '.join(p.slot for p in r.plugins)}); "
-            "rendering hosted plugins from a recipe is not supported yet"
-        )
+    start = time.perf_counter()
     if r.kind == "session":
-        from ..mixer import render_session
+        from ..mixer import render_session, render_session_array
 
-        return render_session(session_of(r), output, backend=be, tail=r.tail)
-    from ..render import render_file
+        session, states = _restored_session(r, be)
+        if r.master is None:
+            return render_session(session, output, backend=be, tail=r.tail, plugin_states=states)
+        out = check_output_path(output, tuple(t.file for t in session.tracks))
+        mix, sr, _ = render_session_array(session, backend=be, tail=r.tail, plugin_states=states)
+    else:
+        from ..render import render_array, render_file
 
-    src = input_path or r.input
-    if not src:
-        raise FormatError("recipe has no input audio file; give one")
-    return render_file(src, output, chain=list(r.effects), backend=be, tail=r.tail)
+        _refuse_unbound(r, unbound_plugins(r.plugins, [e.id for e in r.effects]))
+        src = input_path or r.input
+        if not src:
+            raise FormatError("recipe has no input audio file; give one")
+        effects, states = restore_slots(r.effects, r.plugins, r.fallbacks, be)
+        if r.master is None:
+            return render_file(src, output, chain=effects, backend=be, tail=r.tail, plugin_states=states)
+        out = check_output_path(output, (src,))
+        audio, sr = read_audio(src)
+        mix = render_array(audio, sr, effects, backend=be, tail=r.tail, plugin_states=states)
+    mastered, result = apply_master(mix, sr, r.master)
+    write_audio(out, mastered, sr)
+    return MasteredResult(
+        str(out), sr, mastered.shape[0], mastered.shape[1], be, time.perf_counter() - start, result.to_dict()
+    )

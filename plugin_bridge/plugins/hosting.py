@@ -21,8 +21,12 @@ Plugin state (`capture_state` / `restore_state`) uses only calls that are safe h
 pedalboard ``preset_data`` (a .vstpreset, read after processing one short buffer: trap 2) and
 ``load_preset``; DawDreamer ``save_state`` -> ``.fxb`` -> ``load_preset`` for VST2, ``save_state`` (a
 JUCE blob) converted to a ``.vstpreset`` -> ``load_vst3_preset`` for VST3, and per-parameter
-``set_parameter`` for LV2 (never ``load_state``, which opens the editor and segfaults). A state from
-pedalboard (.vstpreset) restores on DawDreamer too, and the other way round.
+``set_parameter`` for LV2 (never ``load_state``, which opens the editor and segfaults); an ``.fxp``
+program (a recipe's VST2 state) restores with ``load_preset`` too. A state from pedalboard
+(.vstpreset) restores on DawDreamer too, and the other way round. Restoring checks the state belongs
+to the hosted plugin (format and location, VST3 class ID, VST2 unique ID: DawDreamer's
+``load_preset`` would load another plugin's .fxp without a word). `capture_slot_state` captures a
+slot's state on a plugin loaded for the purpose (what a mix recipe stores).
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ import logging
 import os
 import tempfile
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -54,7 +58,11 @@ BACKEND_FORMATS: dict[str, tuple[str, ...]] = {
     "numpy": (),
 }
 #: DawDreamer's file-based state restores: state kind -> (processor method, file suffix).
-_PRESET_LOADERS = {"vstpreset": ("load_vst3_preset", ".vstpreset"), "fxb": ("load_preset", ".fxb")}
+_PRESET_LOADERS = {
+    "vstpreset": ("load_vst3_preset", ".vstpreset"),
+    "fxb": ("load_preset", ".fxb"),
+    "fxp": ("load_preset", ".fxp"),
+}
 #: Frames of silence processed before reading a pedalboard plugin's state (trap 2).
 STATE_FLUSH_FRAMES = 256
 
@@ -82,33 +90,40 @@ def _fallback(effect: Effect, why: str, strict: bool) -> Effect:
     return replace(effect, plugin=None)
 
 
+def slot_plan(effect: Effect, backend: str) -> HostPlan | str:
+    """How ``backend`` would host ``effect``'s plugin: a `HostPlan`, or why it cannot (one line).
+
+    ``effect`` must name a plugin. Never falls back and never warns; `plan_slot` does.
+    """
+    from .probe import ensure_probed
+
+    name = effect.plugin
+    try:
+        pmap = find_map(str(name), effect.type, BACKEND_FORMATS.get(backend, ()))
+    except PluginBridgeError as e:
+        return f"plugin {name!r}: {e}"
+    ref = pmap.plugin
+    label = f"plugin {ref.name} ({ref.format.upper()}, map {pmap.name})"
+    if ref.format not in BACKEND_FORMATS.get(backend, ()):
+        can = ", ".join(f.upper() for f in BACKEND_FORMATS.get(backend, ())) or "no plugins"
+        return f"{label} cannot be hosted by the {backend} backend (it hosts {can})"
+    if not _plugin_present(ref):
+        return f"{label} is not installed ({ref.location} not found)"
+    result = ensure_probed(ref)
+    if not result.ok:
+        return f"{label} is known bad: {result.reason}"
+    return HostPlan(effect, pmap, result.info)
+
+
 def plan_slot(effect: Effect, backend: str, strict: bool = False) -> HostPlan | Effect:
     """Decide how ``effect`` renders on ``backend``: a `HostPlan`, or the built-in effect (warned).
 
     Raises `PluginError` instead of falling back when ``strict``.
     """
-    from .probe import ensure_probed
-
-    name = effect.plugin
-    if not name:
+    if not effect.plugin:
         return effect
-    try:
-        pmap = find_map(name, effect.type, BACKEND_FORMATS.get(backend, ()))
-    except PluginBridgeError as e:
-        return _fallback(effect, f"plugin {name!r}: {e}", strict)
-    ref = pmap.plugin
-    label = f"plugin {ref.name} ({ref.format.upper()}, map {pmap.name})"
-    if ref.format not in BACKEND_FORMATS.get(backend, ()):
-        can = ", ".join(f.upper() for f in BACKEND_FORMATS.get(backend, ())) or "no plugins"
-        return _fallback(
-            effect, f"{label} cannot be hosted by the {backend} backend (it hosts {can})", strict
-        )
-    if not _plugin_present(ref):
-        return _fallback(effect, f"{label} is not installed ({ref.location} not found)", strict)
-    result = ensure_probed(ref)
-    if not result.ok:
-        return _fallback(effect, f"{label} is known bad: {result.reason}", strict)
-    return HostPlan(effect, pmap, result.info)
+    planned = slot_plan(effect, backend)
+    return planned if isinstance(planned, HostPlan) else _fallback(effect, planned, strict)
 
 
 def plan_effects(effects: Sequence[Effect], backend: str, strict: bool = False) -> list[Effect]:
@@ -203,11 +218,76 @@ class PedalboardPluginStage(Stage):
 # --------------------------------------------------------------------------------------------
 
 
+#: Faust adapters around a plugin node: a mono-only plugin on stereo (pick left, pick right, merge
+#: the two instances' outputs) and a stereo plugin on mono (duplicate the channel, average the outputs).
+MONO_ON_STEREO = ("_, !", "!, _", "si.bus(2)")
+STEREO_ON_MONO = ("_ <: _, _", "(_ + _) * 0.5")
+
+
+@dataclass(frozen=True)
+class FaustSegment:
+    """A run of built-in effects compiled as one Faust program between plugin nodes."""
+
+    code: str
+    in_channels: int
+    out_channels: int
+    latency: int
+
+
+@dataclass(frozen=True)
+class PluginNode:
+    """A hosted plugin in a DawDreamer graph and the number of channels that reach it."""
+
+    plan: HostPlan
+    channels: int
+
+    @property
+    def adapters(self) -> tuple[str, ...]:
+        """The Faust adapter programs around the plugin (`MONO_ON_STEREO`, `STEREO_ON_MONO` or none)."""
+        if self.plan.map.mono and self.channels == 2:
+            return MONO_ON_STEREO
+        if not self.plan.map.mono and self.channels == 1:
+            return STEREO_ON_MONO
+        return ()
+
+
+def graph_steps(
+    effects: Sequence[Effect], plans: dict[str, HostPlan], sample_rate: float, channels: int
+) -> tuple[list[FaustSegment | PluginNode], int]:
+    """``effects`` as Faust segments (runs of built-ins) around the plugin nodes ``plans`` host, in
+    order, and the output channel count. `DawDreamerGraphProcessor` and the exported DawDreamer
+    script (`plugin_bridge.export.dawdreamer_script`) build their graphs from these steps."""
+    from ..backends.faust_codegen import chain_program
+
+    steps: list[FaustSegment | PluginNode] = []
+    run: list[Effect] = []
+    n = channels
+
+    def flush() -> None:
+        nonlocal n
+        if run:
+            prog = chain_program(run, sample_rate, n)
+            steps.append(FaustSegment(prog.code, n, prog.out_channels, prog.latency))
+            n = prog.out_channels
+            run.clear()
+
+    for e in effects:
+        plan = plans.get(e.id) if e.plugin else None
+        if plan is None:
+            run.append(e)
+            continue
+        flush()
+        steps.append(PluginNode(plan, n))
+    flush()
+    return steps, n
+
+
 class DawDreamerGraphProcessor(WholeSignalRenderer):
     """A chain with hosted plugins as one DawDreamer graph; renders a whole signal per call.
 
     ``latency`` is the sum of the Faust segments' look-ahead and the plugins' reported latency
-    (DawDreamer does not compensate it); the renderer trims it.
+    (DawDreamer does not compensate it); the renderer trims it. ``states`` (``{effect id: state}``
+    from `capture_dawdreamer_state` or `capture_state`) are restored into the plugins.
     """
 
     def __init__(
@@ -216,7 +296,7 @@ class DawDreamerGraphProcessor(WholeSignalRenderer):
         sample_rate: float,
         channels: int,
         plans: dict[str, HostPlan],
-        states: dict[str, dict] | None = None,
+        states: Mapping[str, dict] | None = None,
         block_size: int = 512,
     ) -> None:
         from ..backends.dawdreamer_backend import claim_build_thread
@@ -228,94 +308,56 @@ class DawDreamerGraphProcessor(WholeSignalRenderer):
         self._build(list(effects), plans, states or {}, int(block_size))
 
     def _build(
-        self, effects: list[Effect], plans: dict[str, HostPlan], states: dict, block_size: int
+        self, effects: list[Effect], plans: dict[str, HostPlan], states: Mapping[str, dict], block_size: int
     ) -> None:
         import dawdreamer
 
         from ..backends.dawdreamer_backend import FAUST_FLAGS, reset_fpu_environment
-        from ..backends.faust_codegen import chain_program
 
-        sr = self.sample_rate
-        engine = dawdreamer.RenderEngine(sr, block_size)
+        engine = dawdreamer.RenderEngine(self.sample_rate, block_size)
         self._engine = engine
         self._playback = engine.make_playback_processor(
             "input", np.zeros((self.in_channels, block_size), dtype=np.float32)
         )
-        # 1. the plan: Faust segments (runs of built-ins, plus channel adapters) and plugin nodes
-        steps: list[tuple[str, object]] = []
-        run: list[Effect] = []
-        n = self.in_channels
-        faust_codes: list[tuple[str, int, int, int]] = []  # (code, in, out, latency)
-
-        def faust(code: str, n_in: int, n_out: int, latency: int = 0) -> int:
-            faust_codes.append((code, n_in, n_out, latency))
-            return len(faust_codes) - 1
-
-        def flush() -> None:
-            nonlocal n
-            if run:
-                prog = chain_program(run, sr, n)
-                steps.append(("faust", faust(prog.code, n, prog.out_channels, prog.latency)))
-                n = prog.out_channels
-                run.clear()
-
-        for e in effects:
-            plan = plans.get(e.id) if e.plugin else None
-            if plan is None:
-                run.append(e)
-                continue
-            flush()
-            steps.append(("plugin", (plan, n)))
-        flush()
-        self.out_channels = n
-        # 2. compile every Faust segment first (plugins may leave FTZ set: trap 6)
+        # 1. the plan: Faust segments (runs of built-ins) and plugin nodes
+        steps, self.out_channels = graph_steps(effects, plans, self.sample_rate, self.in_channels)
+        # 2. compile every Faust segment and adapter first (plugins may leave FTZ set: trap 6)
         reset_fpu_environment()
-        fausts = []
-        for k, (code, *_sizes) in enumerate(faust_codes):
-            proc = engine.make_faust_processor(f"faust{k}")
-            proc.compile_flags = list(FAUST_FLAGS)
-            try:
-                proc.set_dsp_string(code)
-                ok = proc.compile()
-            except RuntimeError as err:
-                raise BackendError(f"dawdreamer: a Faust segment does not compile: {err}") from None
-            if not ok:
-                raise BackendError("dawdreamer: a Faust segment does not compile")
-            fausts.append(proc)
-        adapters: dict[tuple[int, str], object] = {}
-
-        def adapter(step: int, code: str) -> None:
-            """A small Faust node (channel split/merge) for plugin step ``step``; one per use in the graph."""
-            proc = engine.make_faust_processor(f"adapt{len(adapters)}")
-            proc.set_dsp_string(f'import("stdfaust.lib");\nprocess = {code};')
-            if not proc.compile():
-                raise BackendError(f"dawdreamer: adapter {code!r} does not compile")
-            adapters[(step, code)] = proc
-
-        # adapters are compiled up front too, before any plugin exists
+        fausts: dict[int, object] = {}
         for k, st in enumerate(steps):
-            if st[0] == "plugin":
-                plan, ch = st[1]
-                if plan.map.mono and ch == 2:
-                    for code in ("_, !", "!, _", "si.bus(2)"):
-                        adapter(k, code)
-                elif not plan.map.mono and ch == 1:
-                    for code in ("_ <: _, _", "(_ + _) * 0.5"):
-                        adapter(k, code)
+            if isinstance(st, FaustSegment):
+                proc = engine.make_faust_processor(f"faust{k}")
+                proc.compile_flags = list(FAUST_FLAGS)
+                try:
+                    proc.set_dsp_string(st.code)
+                    ok = proc.compile()
+                except RuntimeError as err:
+                    raise BackendError(f"dawdreamer: a Faust segment does not compile: {err}") from None
+                if not ok:
+                    raise BackendError("dawdreamer: a Faust segment does not compile")
+                fausts[k] = proc
+        adapters: dict[tuple[int, str], object] = {}
+        for k, st in enumerate(steps):
+            if isinstance(st, PluginNode):
+                for code in st.adapters:  # a small channel split/merge node, one per use in the graph
+                    proc = engine.make_faust_processor(f"adapt{len(adapters)}")
+                    proc.set_dsp_string(f'import("stdfaust.lib");\nprocess = {code};')
+                    if not proc.compile():
+                        raise BackendError(f"dawdreamer: adapter {code!r} does not compile")
+                    adapters[(k, code)] = proc
         # 3. plugins, then the graph
         graph: list[tuple[object, list[str]]] = [(self._playback, [])]
         last = "input"
         latency = 0
         self.hosted: dict[str, list] = {}
-        for step, st in enumerate(steps):
-            if st[0] == "faust":
-                k = st[1]
-                proc = fausts[k]
-                graph.append((proc, [last]))
-                last = proc.get_name()
-                latency += faust_codes[k][3]
+        self.plans: dict[str, HostPlan] = {}
+        for k, st in enumerate(steps):
+            if isinstance(st, FaustSegment):
+                graph.append((fausts[k], [last]))
+                last = fausts[k].get_name()
+                latency += st.latency
                 continue
-            plan, ch = st[1]
+            plan = st.plan
             values = indexed_values(plan)
             eid = plan.effect.id
 
@@ -325,17 +367,17 @@ class DawDreamerGraphProcessor(WholeSignalRenderer):
                     p.set_parameter(i, float(v))
                 return p
 
-            if plan.map.mono and ch == 2:
+            if st.adapters == MONO_ON_STEREO:
                 left, right = make("_L"), make("_R")
-                pick_l, pick_r, merge = (adapters[(step, c)] for c in ("_, !", "!, _", "si.bus(2)"))
+                pick_l, pick_r, merge = (adapters[(k, c)] for c in MONO_ON_STEREO)
                 graph += [(pick_l, [last]), (left, [pick_l.get_name()])]
                 graph += [(pick_r, [last]), (right, [pick_r.get_name()])]
                 graph.append((merge, [left.get_name(), right.get_name()]))
                 last = merge.get_name()
                 insts = [left, right]
-            elif not plan.map.mono and ch == 1:
+            elif st.adapters == STEREO_ON_MONO:
                 p = make("")
-                up, down = (adapters[(step, c)] for c in ("_ <: _, _", "(_ + _) * 0.5"))
+                up, down = (adapters[(k, c)] for c in STEREO_ON_MONO)
                 graph += [(up, [last]), (p, [up.get_name()])]
                 graph.append((down, [p.get_name()]))
                 last = down.get_name()
@@ -346,6 +388,7 @@ class DawDreamerGraphProcessor(WholeSignalRenderer):
                 last = p.get_name()
                 insts = [p]
             self.hosted[eid] = insts
+            self.plans[eid] = plan
             if eid in states:
                 restore_dawdreamer_state(plan, insts, states[eid])
             latency += int(insts[0].get_latency_samples())
@@ -354,13 +397,12 @@ class DawDreamerGraphProcessor(WholeSignalRenderer):
         # (measured: x42 dpl's threshold reverted to its default), so they are set again at each render
         self._reapply = []
         for eid, insts in self.hosted.items():
-            plan = next(st[1][0] for st in steps if st[0] == "plugin" and st[1][0].effect.id == eid)
+            plan = self.plans[eid]
             if plan.map.plugin.format == "lv2":
                 idx = [p["index"] for p in plan.info.get("parameters", []) if p.get("automatable", True)]
                 for inst in insts:
                     self._reapply.append((inst, {i: float(inst.get_parameter(i)) for i in idx}))
         self.latency = latency
-        self.plans = {st[1][0].effect.id: st[1][0] for st in steps if st[0] == "plugin"}
         if not engine.load_graph(graph):
             raise BackendError("dawdreamer: could not load the render graph with hosted plugins")
         self._release_buffers()
@@ -376,9 +418,16 @@ class DawDreamerGraphProcessor(WholeSignalRenderer):
 
 
 def dawdreamer_processor(
-    effects: Sequence[Effect], sample_rate: float, channels: int, strict: bool = False
+    effects: Sequence[Effect],
+    sample_rate: float,
+    channels: int,
+    strict: bool = False,
+    states: Mapping[str, dict] | None = None,
 ) -> DawDreamerGraphProcessor | None:
-    """A graph processor when any slot is hosted on DawDreamer, else None (the plain Faust path)."""
+    """A graph processor when any slot is hosted on DawDreamer, else None (the plain Faust path).
+
+    ``states`` (``{effect id: state}``) are restored into the hosted plugins.
+    """
     if not any(e.plugin for e in effects):
         return None
     plans: dict[str, HostPlan] = {}
@@ -392,16 +441,22 @@ def dawdreamer_processor(
             plain.append(planned)
     if not plans:
         return None
-    return DawDreamerGraphProcessor(plain, sample_rate, channels, plans)
+    return DawDreamerGraphProcessor(plain, sample_rate, channels, plans, states)
 
 
 # --------------------------------------------------------------------------------------------
 # State: capture and restore with headless-safe calls only
 # --------------------------------------------------------------------------------------------
+#
+# A state is ``{"plugin": PluginRef dict, "map": map name, "kind": ..., "data": [one per instance]}``
+# (``"vendor"`` too when the host reports it). ``data`` may hold a single entry for several
+# instances: a mono-only plugin's per-channel instances share their settings, so one state
+# restores into each. Restoring checks the state belongs to the plugin: the same format and
+# location, the same VST3 class ID or VST2 unique ID.
 
 
 def capture_state(stage: PedalboardPluginStage) -> dict:
-    """The full state of a pedalboard-hosted plugin: ``{"plugin", "format", "kind", "data": [...]}``.
+    """The full state of a pedalboard-hosted plugin: ``{"plugin", "map", "vendor", "kind", "data": [...]}``.
 
     ``kind`` is ``"vstpreset"``: one base64 .vstpreset per instance (two for a mono plugin on
     stereo audio). A short silent buffer is processed first so the state holds the parameter
@@ -413,9 +468,31 @@ def capture_state(stage: PedalboardPluginStage) -> dict:
     return {
         "plugin": ref.to_dict(),
         "map": stage.plan.map.name,
+        "vendor": str(getattr(stage.instances[0], "manufacturer_name", "") or ""),
         "kind": "vstpreset",
         "data": [_encode(bytes(inst.preset_data)) for inst in stage.instances],
     }
+
+
+def capture_slot_state(plan: HostPlan, backend: str, sample_rate: float) -> dict:
+    """The state of ``plan``'s plugin as ``backend`` hosts it, set to the slot's mapped values.
+
+    The plugin is loaded for the purpose (one instance, on the channel count it takes: a mono-only
+    plugin's per-channel copies share this state), captured with `capture_state` (pedalboard) or
+    `capture_dawdreamer_state`, and released. Load in the main thread (trap 3).
+    """
+    from ..backends.dawdreamer_backend import reset_fpu_environment
+
+    try:
+        if backend == "pedalboard":
+            return capture_state(PedalboardPluginStage(plan, sample_rate, plan.map.channels))
+        if backend == "dawdreamer":
+            eid = plan.effect.id
+            graph = DawDreamerGraphProcessor([plan.effect], sample_rate, plan.map.channels, {eid: plan})
+            return graph.plugin_states()[eid]
+    finally:
+        reset_fpu_environment()  # DPF plugins leave flush-to-zero set on the calling thread (trap 6)
+    raise PluginError(f"{plan.effect.id}: the {backend} backend hosts no plugins")
 
 
 def _write_temp(data: bytes, suffix: str) -> str:
@@ -425,65 +502,78 @@ def _write_temp(data: bytes, suffix: str) -> str:
     return path
 
 
+def _per_instance(plan: HostPlan, state: dict, instances: int) -> list:
+    """The state's entries, one per instance (a single entry serves every instance)."""
+    data = list(state.get("data") or [])
+    if len(data) == 1 and instances > 1:
+        return data * instances
+    if len(data) != instances:
+        raise PluginError(f"{plan.effect.id}: state has {len(data)} instance(s), the slot has {instances}")
+    return data
+
+
+def _check_state_plugin(plan: HostPlan, state: dict) -> None:
+    """The state was captured from the plugin this slot hosts (same format and location)."""
+    ref = plan.map.plugin
+    stored = state.get("plugin") or {}
+    have = (stored.get("format", ref.format), stored.get("location", ref.location))
+    if have != (ref.format, ref.location):
+        raise PluginError(
+            f"{plan.effect.id}: the state is for the {have[0].upper()} plugin {have[1]}, but this slot "
+            f"hosts the {ref.format.upper()} plugin {ref.location}"
+        )
+
+
+def _check_vst3_class(plan: HostPlan, preset: bytes) -> None:
+    """A .vstpreset's processor class ID matches the probed plugin's."""
+    if preset[:4] != b"VST3" or len(preset) < 48:
+        raise PluginError(f"{plan.effect.id}: the stored VST3 state is not a .vstpreset")
+    got = preset[8:40].decode("ascii", "replace").upper()
+    want = str(plan.info.get("vst3_class_id") or "").upper()
+    if want and got != want:
+        raise PluginError(
+            f"{plan.effect.id}: the stored .vstpreset is for VST3 class {got}, but "
+            f"{plan.map.plugin.location} is class {want}: a different plugin"
+        )
+
+
+def _vst2_unique_id(inst) -> bytes:
+    """A DawDreamer VST2 processor's four-character unique ID (from the header of its .fxb state)."""
+    fd, path = tempfile.mkstemp(suffix=".fxb", prefix="plugin-bridge-state-")
+    os.close(fd)
+    try:
+        inst.save_state(path)
+        return Path(path).read_bytes()[16:20]
+    finally:
+        os.unlink(path)
+
+
+def _check_vst2_id(plan: HostPlan, inst, program: bytes) -> None:
+    """An .fxp/.fxb's plugin ID matches the loaded plugin's (DawDreamer's load_preset does not check)."""
+    if program[:4] != b"CcnK" or len(program) < 20:
+        raise PluginError(f"{plan.effect.id}: the stored VST2 state is not an .fxp/.fxb")
+    got, want = program[16:20], _vst2_unique_id(inst)
+    if got != want:
+        raise PluginError(
+            f"{plan.effect.id}: the stored state is for VST2 ID {got.decode('latin-1')!r}, but "
+            f"{plan.map.plugin.location} is {want.decode('latin-1')!r}: a different plugin"
+        )
+
+
 def restore_state(stage: PedalboardPluginStage, state: dict) -> None:
     """Restore a state from `capture_state` into a pedalboard-hosted stage (``load_preset``)."""
+    plan = stage.plan
     if state.get("kind") != "vstpreset":
-        raise PluginError(
-            f"{stage.plan.effect.id}: cannot restore a {state.get('kind')!r} state on pedalboard"
-        )
-    data = state.get("data") or []
-    if len(data) != len(stage.instances):
-        raise PluginError(
-            f"{stage.plan.effect.id}: state has {len(data)} instance(s), the stage has {len(stage.instances)}"
-        )
-    for inst, blob in zip(stage.instances, data, strict=True):
-        path = _write_temp(base64.b64decode(blob), ".vstpreset")
+        raise PluginError(f"{plan.effect.id}: cannot restore a {state.get('kind')!r} state on pedalboard")
+    _check_state_plugin(plan, state)
+    for inst, blob in zip(stage.instances, _per_instance(plan, state, len(stage.instances)), strict=True):
+        preset = base64.b64decode(blob)
+        _check_vst3_class(plan, preset)
+        path = _write_temp(preset, ".vstpreset")
         try:
             inst.load_preset(path)
         finally:
             os.unlink(path)
-
-
-_JUCE_B64 = ".ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+"
-
-
-def juce_base64_decode(text: str) -> bytes:
-    """Decode JUCE's ``MemoryBlock::toBase64Encoding`` text (``"<size>.<chars>"``, 6-bit LSB-first)."""
-    size_text, _, chars = text.strip().partition(".")
-    size = int(size_text)
-    lookup = {c: i for i, c in enumerate(_JUCE_B64)}
-    values = np.array([lookup[c] for c in chars if c in lookup], dtype=np.uint8)
-    bits = np.unpackbits(values[:, None], axis=1, bitorder="little")[:, :6].reshape(-1)
-    data = np.packbits(bits, bitorder="little").tobytes()
-    return (data + bytes(size))[:size]
-
-
-def juce_state_to_vstpreset(blob: bytes, class_id: str) -> bytes:
-    """A .vstpreset from a JUCE VST3 state blob (DawDreamer ``save_state``) and the class ID.
-
-    The blob is ``'VC2!'``, uint32 length, then XML whose ``IComponent``/``IEditController`` hold the
-    component and controller states in JUCE's base64 (see /work/shared/HOSTING.md, file formats).
-    """
-    import re
-    import struct
-
-    if blob[:4] != b"VC2!" or len(class_id) != 32:
-        raise PluginError("not a JUCE VST3 state blob, or no VST3 class ID to write a .vstpreset")
-    (length,) = struct.unpack("<I", blob[4:8])
-    xml = blob[8 : 8 + length].decode("utf-8", "replace")
-    chunks = []
-    for tag, cid in (("IComponent", b"Comp"), ("IEditController", b"Cont")):
-        m = re.search(rf"<{tag}>([^<]*)</{tag}>", xml)
-        if m and m.group(1).strip():
-            chunks.append((cid, juce_base64_decode(m.group(1))))
-    header = 4 + 4 + 32 + 8
-    body = b"".join(c for _, c in chunks)
-    entries, offset = [], header
-    for cid, c in chunks:
-        entries.append(cid + struct.pack("<qq", offset, len(c)))
-        offset += len(c)
-    out = b"VST3" + struct.pack("<i", 1) + class_id.encode("ascii") + struct.pack("<q", header + len(body))
-    return out + body + b"List" + struct.pack("<i", len(chunks)) + b"".join(entries)
 
 
 def capture_dawdreamer_state(plan: HostPlan, instances: Sequence) -> dict:
@@ -493,32 +583,25 @@ def capture_dawdreamer_state(plan: HostPlan, instances: Sequence) -> dict:
     .vstpreset per instance built from ``save_state``'s JUCE blob (restored by ``load_vst3_preset``).
     LV2 (and a VST3 without a known class ID): the normalized value of every automatable parameter.
     """
+    from ..export.vstpreset import build_vstpreset, decode_juce_state
+
     ref = plan.map.plugin
     out: dict = {"plugin": ref.to_dict(), "map": plan.map.name}
     class_id = str(plan.info.get("vst3_class_id") or "")
-    if ref.format == "vst3" and len(class_id) == 32:
-        presets = []
+    if ref.format in ("vst3", "vst2") and (ref.format == "vst2" or len(class_id) == 32):
+        blobs = []
         for inst in instances:
             fd, path = tempfile.mkstemp(suffix=".state", prefix="plugin-bridge-state-")
             os.close(fd)
             try:
                 inst.save_state(path)
-                presets.append(_encode(juce_state_to_vstpreset(Path(path).read_bytes(), class_id)))
+                blob = Path(path).read_bytes()
             finally:
                 os.unlink(path)
-        out.update(kind="vstpreset", data=presets)
-        return out
-    if ref.format == "vst2":
-        blobs = []
-        for inst in instances:
-            fd, path = tempfile.mkstemp(suffix=".fxb", prefix="plugin-bridge-state-")
-            os.close(fd)
-            try:
-                inst.save_state(path)
-                blobs.append(_encode(Path(path).read_bytes()))
-            finally:
-                os.unlink(path)
-        out.update(kind="fxb", data=blobs)
+            if ref.format == "vst3":  # JUCE's own blob: the same Comp/Cont chunks as a .vstpreset
+                blob = build_vstpreset(class_id, *decode_juce_state(blob))
+            blobs.append(_encode(blob))
+        out.update(kind="vstpreset" if ref.format == "vst3" else "fxb", data=blobs)
         return out
     automatable = [p["index"] for p in plan.info.get("parameters", []) if p.get("automatable", True)]
     out.update(
@@ -529,18 +612,20 @@ def capture_dawdreamer_state(plan: HostPlan, instances: Sequence) -> dict:
 
 
 def restore_dawdreamer_state(plan: HostPlan, instances: Sequence, state: dict) -> None:
-    """Restore `capture_dawdreamer_state` output: ``load_preset`` (.fxb), ``load_vst3_preset``
-    (.vstpreset) or ``set_parameter`` per value; never ``load_state`` (it opens the editor)."""
-    data = state.get("data") or []
-    if len(data) != len(instances):
-        raise PluginError(
-            f"{plan.effect.id}: state has {len(data)} instance(s), the graph has {len(instances)}"
-        )
+    """Restore `capture_dawdreamer_state` output: ``load_preset`` (.fxb or .fxp),
+    ``load_vst3_preset`` (.vstpreset) or ``set_parameter`` per value; never ``load_state`` (it
+    opens the editor). The state must belong to the hosted plugin (`PluginError` otherwise)."""
     kind = state.get("kind")
-    for inst, blob in zip(instances, data, strict=True):
+    _check_state_plugin(plan, state)
+    for inst, blob in zip(instances, _per_instance(plan, state, len(instances)), strict=True):
         if kind in _PRESET_LOADERS:  # restored from a file, the headless-safe way (HOSTING trap 4)
             method, suffix = _PRESET_LOADERS[kind]
-            path = _write_temp(base64.b64decode(blob), suffix)
+            data = base64.b64decode(blob)
+            if kind == "vstpreset":
+                _check_vst3_class(plan, data)
+            else:
+                _check_vst2_id(plan, inst, data)
+            path = _write_temp(data, suffix)
             try:
                 if not getattr(inst, method)(path):
                     raise PluginError(f"{plan.effect.id}: DawDreamer could not load the saved {suffix} state")

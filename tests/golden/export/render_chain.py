@@ -1,17 +1,21 @@
 #!/usr/bin/env python3
 """DawDreamer render script written by plugin-bridge <VERSION> (chain recipe).
 
-Rebuilds the mix in DawDreamer (each chain is one Faust program) and renders it:
+Rebuilds the mix in DawDreamer (Faust programs around the chains' real plugins) and renders it:
 
     python render_chain.py [OUTPUT.wav] [--input FILE]
 
 Needs numpy, dawdreamer, and soundfile (or scipy for WAV files); it does not import plugin-bridge.
+Plugins load from the paths below (the same machine setup as the recipe's).
 """
 
 import argparse
+import base64
+import ctypes
 import json
 import os
 import sys
+import tempfile
 
 import numpy as np
 
@@ -26,12 +30,27 @@ MIX = json.loads(
  "channels": 2,
  "latency": 0,
  "tail_frames": 191131,
- "program": "import(\"stdfaust.lib\");\n// plugin-bridge chain: 11 effects, 44100 Hz, 2 -> 2 channels\n\n// Compressor (juce::dsp::Compressor): peak ballistics env = |x| + cte*(env' - |x|),\n// cte = at when |x| > env' else rl; gain = (max(env, thr)/thr)^expo; then make-up.\ncomp(at, rl, thr, expo, makeup) = _ <: (env, _) : apply\nwith {\n  env = abs : (\\(prev, a).(a + select2(a > prev, rl, at) * (prev - a))) ~ _;\n  apply(e, x) = x * pow(max(e, thr) / thr, expo) * makeup;\n};\n\n// Freeverb as juce::Reverb: comb out = buf[i]; last = out*(1-d) + last*d; buf[i] = in + last*fb.\nvcomb(n, fb, d) = (+ ~ (@(n - 1) : lp : *(fb))) : @(n)\nwith { lp = *(1.0 - d) : + ~ *(d); };\n// allpass: b = buf[i]; buf[i] = in + b*0.5; out = b - in.\nvallp(n) = _ <: ((+ ~ (@(n - 1) : *(0.5))) : @(n)), _ : -;\n\n// Feedback delay: w = x + fb*w@D; y = (1-mix)*x + mix*w@D.\nfbdelay(D, fb, dry, wet) = _ <: *(dry), ((+ ~ (@(D - 1) : *(fb))) : @(D) : *(wet)) :> _;\n\n// input: gain\nfx0 = par(i, 2, *(0.3182577591374434));\n// comp: compressor\nfx1 = par(i, 2, comp(0.9902881999523492, 0.9950827805734227, 0.029759183626968787, -0.8110368788660454, 1.819182058343888));\n// low: low_shelf\nfx2 = par(i, 2, fi.tf22t(0.9997667403383719, -1.9755898326367285, 0.9761063519050555, -1.9755842604729805, 0.9758786644071754));\n// mid: peak\nfx3 = par(i, 2, fi.tf22t(0.9546378320525931, -1.7868930247696075, 0.8505462697659071, -1.7868930247696075, 0.8051841018185002));\n// high: high_shelf\nfx4 = par(i, 2, fi.tf22t(1.361262408728395, -1.2990011389294414, 0.4592361850510663, -0.7517470856255579, 0.2732445404755781));\n// presence: peak\nfx5 = par(i, 2, fi.tf22t(0.9061368418244238, -1.3017458093773118, 0.6399657073961873, -1.3017458093773118, 0.546102549220611));\n// air: high_shelf\nfx6 = par(i, 2, fi.tf22t(0.9333085631294132, 0.1926911676180159, 0.16710520655466152, 0.1190964656205369, 0.17400847168155364));\n// reverb: reverb\nfx7 = (si.bus(2) <: ((+ : *(0.015) <: (_ <: vcomb(1116, 0.8437498009071854, 0.2), vcomb(1188, 0.8437498009071854, 0.2), vcomb(1277, 0.8437498009071854, 0.2), vcomb(1356, 0.8437498009071854, 0.2), vcomb(1422, 0.8437498009071854, 0.2), vcomb(1491, 0.8437498009071854, 0.2), vcomb(1557, 0.8437498009071854, 0.2), vcomb(1617, 0.8437498009071854, 0.2) :> vallp(556) : vallp(441) : vallp(341) : vallp(225)), (_ <: vcomb(1139, 0.8437498009071854, 0.2), vcomb(1211, 0.8437498009071854, 0.2), vcomb(1300, 0.8437498009071854, 0.2), vcomb(1379, 0.8437498009071854, 0.2), vcomb(1445, 0.8437498009071854, 0.2), vcomb(1514, 0.8437498009071854, 0.2), vcomb(1580, 0.8437498009071854, 0.2), vcomb(1640, 0.8437498009071854, 0.2) :> vallp(579) : vallp(464) : vallp(364) : vallp(248))), si.bus(2)) : \\(wl, wr, l, r).(wl * 0.38756521837276003 + wr * 0.0 + l * 1.0, wr * 0.38756521837276003 + wl * 0.0 + r * 1.0));\n// delay: delay\nfx8 = par(i, 2, fbdelay(12098, 0.4427026723752961, 0.7131198235491705, 0.2868801764508295));\n// width: width\nfx9 = (\\(l, r).((l + r) * 0.5 + (l - r) * 0.5 * 0.7842011637487915, (l + r) * 0.5 - (l - r) * 0.5 * 0.7842011637487915));\n// output: gain\nfx10 = par(i, 2, *(1.5074976662927368));\n\nprocess = fx0 : fx1 : fx2 : fx3 : fx4 : fx5 : fx6 : fx7 : fx8 : fx9 : fx10;\n"
+ "steps": [
+  {
+   "faust": "import(\"stdfaust.lib\");\n// plugin-bridge chain: 11 effects, 44100 Hz, 2 -> 2 channels\n\n// Compressor (juce::dsp::Compressor): peak ballistics env = |x| + cte*(env' - |x|),\n// cte = at when |x| > env' else rl; gain = (max(env, thr)/thr)^expo; then make-up.\ncomp(at, rl, thr, expo, makeup) = _ <: (env, _) : apply\nwith {\n  env = abs : (\\(prev, a).(a + select2(a > prev, rl, at) * (prev - a))) ~ _;\n  apply(e, x) = x * pow(max(e, thr) / thr, expo) * makeup;\n};\n\n// Freeverb as juce::Reverb: comb out = buf[i]; last = out*(1-d) + last*d; buf[i] = in + last*fb.\nvcomb(n, fb, d) = (+ ~ (@(n - 1) : lp : *(fb))) : @(n)\nwith { lp = *(1.0 - d) : + ~ *(d); };\n// allpass: b = buf[i]; buf[i] = in + b*0.5; out = b - in.\nvallp(n) = _ <: ((+ ~ (@(n - 1) : *(0.5))) : @(n)), _ : -;\n\n// Feedback delay: w = x + fb*w@D; y = (1-mix)*x + mix*w@D.\nfbdelay(D, fb, dry, wet) = _ <: *(dry), ((+ ~ (@(D - 1) : *(fb))) : @(D) : *(wet)) :> _;\n\n// input: gain\nfx0 = par(i, 2, *(0.3182577591374434));\n// comp: compressor\nfx1 = par(i, 2, comp(0.9902881999523492, 0.9950827805734227, 0.029759183626968787, -0.8110368788660454, 1.819182058343888));\n// low: low_shelf\nfx2 = par(i, 2, fi.tf22t(0.9997667403383719, -1.9755898326367285, 0.9761063519050555, -1.9755842604729805, 0.9758786644071754));\n// mid: peak\nfx3 = par(i, 2, fi.tf22t(0.9546378320525931, -1.7868930247696075, 0.8505462697659071, -1.7868930247696075, 0.8051841018185002));\n// high: high_shelf\nfx4 = par(i, 2, fi.tf22t(1.361262408728395, -1.2990011389294414, 0.4592361850510663, -0.7517470856255579, 0.2732445404755781));\n// presence: peak\nfx5 = par(i, 2, fi.tf22t(0.9061368418244238, -1.3017458093773118, 0.6399657073961873, -1.3017458093773118, 0.546102549220611));\n// air: high_shelf\nfx6 = par(i, 2, fi.tf22t(0.9333085631294132, 0.1926911676180159, 0.16710520655466152, 0.1190964656205369, 0.17400847168155364));\n// reverb: reverb\nfx7 = (si.bus(2) <: ((+ : *(0.015) <: (_ <: vcomb(1116, 0.8437498009071854, 0.2), vcomb(1188, 0.8437498009071854, 0.2), vcomb(1277, 0.8437498009071854, 0.2), vcomb(1356, 0.8437498009071854, 0.2), vcomb(1422, 0.8437498009071854, 0.2), vcomb(1491, 0.8437498009071854, 0.2), vcomb(1557, 0.8437498009071854, 0.2), vcomb(1617, 0.8437498009071854, 0.2) :> vallp(556) : vallp(441) : vallp(341) : vallp(225)), (_ <: vcomb(1139, 0.8437498009071854, 0.2), vcomb(1211, 0.8437498009071854, 0.2), vcomb(1300, 0.8437498009071854, 0.2), vcomb(1379, 0.8437498009071854, 0.2), vcomb(1445, 0.8437498009071854, 0.2), vcomb(1514, 0.8437498009071854, 0.2), vcomb(1580, 0.8437498009071854, 0.2), vcomb(1640, 0.8437498009071854, 0.2) :> vallp(579) : vallp(464) : vallp(364) : vallp(248))), si.bus(2)) : \\(wl, wr, l, r).(wl * 0.38756521837276003 + wr * 0.0 + l * 1.0, wr * 0.38756521837276003 + wl * 0.0 + r * 1.0));\n// delay: delay\nfx8 = par(i, 2, fbdelay(12098, 0.4427026723752961, 0.7131198235491705, 0.2868801764508295));\n// width: width\nfx9 = (\\(l, r).((l + r) * 0.5 + (l - r) * 0.5 * 0.7842011637487915, (l + r) * 0.5 - (l - r) * 0.5 * 0.7842011637487915));\n// output: gain\nfx10 = par(i, 2, *(1.5074976662927368));\n\nprocess = fx0 : fx1 : fx2 : fx3 : fx4 : fx5 : fx6 : fx7 : fx8 : fx9 : fx10;\n",
+   "latency": 0
+  }
+ ]
 }
 """
 )
 FAUST_FLAGS = ["-ftz", "2"]
 BLOCK_SIZE = 512
+PRESET_LOADERS = {"vstpreset": ("load_vst3_preset", ".vstpreset"), "fxp": ("load_preset", ".fxp")}
+
+
+def reset_fpu():
+    """Undo flush-to-zero that DPF plugins leave set on this thread (as plugin-bridge does)."""
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL("libm.so.6").fesetenv(ctypes.c_void_p(-1))
+        except OSError:
+            pass
 
 
 def read_audio(path):
@@ -65,19 +84,107 @@ def write_audio(path, audio, rate):
     os.replace(tmp, path)
 
 
-def render_faust(code, x, rate):
-    """Run one Faust program over the whole signal x (channels, n); returns (out channels, n)."""
-    n = x.shape[1]
-    engine = dawdreamer.RenderEngine(rate, BLOCK_SIZE)
-    play = engine.make_playback_processor("input", np.ascontiguousarray(x, dtype=np.float32))
-    faust = engine.make_faust_processor("chain")
-    faust.compile_flags = FAUST_FLAGS
-    faust.set_dsp_string(code)
-    if not faust.compile():
-        sys.exit("the Faust program does not compile")
-    engine.load_graph([(play, []), (faust, ["input"])])
-    engine.render((n + 0.5) / rate)
-    return np.ascontiguousarray(engine.get_audio()[:, :n], dtype=np.float32)
+def faust_node(engine, name, code, flags):
+    proc = engine.make_faust_processor(name)
+    if flags:
+        proc.compile_flags = flags
+    proc.set_dsp_string(code)
+    if not proc.compile():
+        sys.exit("a Faust program does not compile: " + name)
+    return proc
+
+
+def restore(inst, plugin):
+    """Load the stored state into one plugin instance (never load_state: it opens the editor)."""
+    state = plugin["state"]
+    if state is None:
+        return
+    blob = state["data"][0]
+    if state["kind"] == "parameters":
+        for i, v in blob.items():
+            inst.set_parameter(int(i), float(v))
+        return
+    method, suffix = PRESET_LOADERS[state["kind"]]
+    fd, path = tempfile.mkstemp(suffix=suffix)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(base64.b64decode(blob))
+        if not getattr(inst, method)(path):
+            sys.exit("%s could not load its stored state" % plugin["location"])
+    finally:
+        os.unlink(path)
+
+
+class Chain:
+    """One chain as a DawDreamer graph: playback -> Faust segments and plugins -> output."""
+
+    def __init__(self, steps, channels, rate):
+        self.rate, self.channels = rate, channels
+        self.engine = engine = dawdreamer.RenderEngine(rate, BLOCK_SIZE)
+        self.play = engine.make_playback_processor("input", np.zeros((channels, BLOCK_SIZE), dtype=np.float32))
+        # every Faust program compiles before any plugin exists (plugins may leave flush-to-zero set)
+        reset_fpu()
+        fausts, adapters = {}, {}
+        for k, st in enumerate(steps):
+            if "faust" in st:
+                fausts[k] = faust_node(engine, "faust%d" % k, st["faust"], FAUST_FLAGS)
+        for k, st in enumerate(steps):
+            for code in st.get("plugin", {}).get("adapters", []):
+                name = "adapt%d" % len(adapters)
+                adapters[(k, code)] = faust_node(engine, name, 'import("stdfaust.lib");\nprocess = %s;' % code, None)
+        graph, last, self.latency, self.reapply = [(self.play, [])], "input", 0, []
+        for k, st in enumerate(steps):
+            if "faust" in st:
+                graph.append((fausts[k], [last]))
+                last = fausts[k].get_name()
+                self.latency += st["latency"]
+                continue
+            pl = st["plugin"]
+
+            def make(tag, pl=pl):
+                p = engine.make_plugin_processor(pl["id"] + tag, pl["location"])
+                for i, v in pl["values"].items():
+                    p.set_parameter(int(i), float(v))
+                return p
+
+            codes = pl["adapters"]
+            if len(codes) == 3:  # a mono-only plugin on stereo: one instance per channel
+                left, right = make("_L"), make("_R")
+                pick_l, pick_r, merge = (adapters[(k, c)] for c in codes)
+                graph += [(pick_l, [last]), (left, [pick_l.get_name()])]
+                graph += [(pick_r, [last]), (right, [pick_r.get_name()])]
+                graph.append((merge, [left.get_name(), right.get_name()]))
+                last, insts = merge.get_name(), [left, right]
+            elif len(codes) == 2:  # a stereo plugin on mono: duplicate, then average
+                p = make("")
+                up, down = (adapters[(k, c)] for c in codes)
+                graph += [(up, [last]), (p, [up.get_name()]), (down, [p.get_name()])]
+                last, insts = down.get_name(), [p]
+            else:
+                p = make("")
+                graph.append((p, [last]))
+                last, insts = p.get_name(), [p]
+            for inst in insts:
+                restore(inst, pl)
+            self.latency += int(insts[0].get_latency_samples())
+            for inst in insts:  # LV2 plugins drop parameter values at render preparation: set them again
+                if pl["reapply"]:
+                    self.reapply.append((inst, {i: float(inst.get_parameter(i)) for i in pl["reapply"]}))
+        reset_fpu()
+        if not engine.load_graph(graph):
+            sys.exit("could not load the render graph")
+        self.play.set_data(np.zeros((channels, 1), dtype=np.float32))
+        engine.render(0.5 / rate)
+
+    def render(self, x):
+        """Render the whole signal x (channels, n); returns (out channels, n), latency not trimmed."""
+        n = x.shape[1]
+        for inst, values in self.reapply:
+            for i, v in values.items():
+                inst.set_parameter(i, v)
+        self.play.set_data(np.ascontiguousarray(x, dtype=np.float32))
+        self.engine.render((n + 0.5) / self.rate)
+        return np.ascontiguousarray(self.engine.get_audio()[:, :n], dtype=np.float32)
 
 
 def find(path):
@@ -110,11 +217,11 @@ def delayed(x, d):
 def render_chain(input_path):
     x, rate = read_audio(find(input_path))
     if rate != MIX["sample_rate"] or x.shape[0] != MIX["channels"]:
-        sys.exit("the Faust program was built for %d Hz, %d channel(s)" % (MIX["sample_rate"], MIX["channels"]))
-    extra = MIX["tail_frames"] + MIX["latency"]
-    x = np.concatenate((x, np.zeros((x.shape[0], extra), dtype=np.float32)), axis=1)
-    y = render_faust(MIX["program"], x, rate)
-    return y[:, MIX["latency"] :], rate
+        sys.exit("the chain was built for %d Hz, %d channel(s)" % (MIX["sample_rate"], MIX["channels"]))
+    chain = Chain(MIX["steps"], MIX["channels"], rate)
+    x = np.concatenate((x, np.zeros((x.shape[0], MIX["tail_frames"] + chain.latency), dtype=np.float32)), axis=1)
+    y = chain.render(x)
+    return y[:, chain.latency :], rate
 
 
 def render_session():
@@ -135,8 +242,12 @@ def render_session():
             x = acc[node["name"]]
         if node["invert"]:
             x = -x
-        if node["program"] is not None:
-            x = render_faust(node["program"], x, rate)
+        if node["steps"] is not None:
+            chain = Chain(node["steps"], x.shape[0], rate)
+            if chain.latency != node["latency"]:
+                sys.exit("%s: the plugins report %d samples of latency, the mix was built for %d"
+                         % (node["name"], chain.latency, node["latency"]))
+            x = chain.render(x)
         pre = pan(x, node["pan_gains"]) if any(s[2] for s in node["sends"]) else None
         post = pan(x, node["pan_gains"], node["gain"])
         if node["name"] == "master":

@@ -26,7 +26,7 @@ def _cmd_mix(args: argparse.Namespace) -> int:
         print(
             "  " + ", ".join(f"{k} {v:+.1f}" if "gain" in k else f"{k} {v:.2f}" for k, v in changed.items())
         )
-        print(f"  recipe {r.files['recipe']}, report {r.files['report']}")
+        print(f"  recipe {r.files['recipe']}, DAW presets {r.files['presets']}, report {r.files['report']}")
         for w in r.warnings:
             print(f"  warning: {w}")
     return 0
@@ -37,13 +37,19 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
     names = [n for n in args.models.split(",") if n]
     res = evaluate_folder(
-        args.data, n=args.n, seed=args.seed, model_names=names, models_folder=args.models_dir
+        args.data,
+        n=args.n,
+        seed=args.seed,
+        model_names=names,
+        models_folder=args.models_dir,
+        natural=args.natural,
     )
     if args.json:
         print(json.dumps(res.to_dict(), indent=2))
     else:
         print(
-            f"{res.n} examples from {args.data} ({100 * res.exact_share:.0f} % exact inverse labels), "
+            f"{res.n} examples from {args.data} ({100 * res.exact_share:.0f} % exact inverse labels; "
+            f"references {'as they are' if args.natural else 'balanced to the house curve'}), "
             f"seed {args.seed}, {res.seconds:.1f} s"
         )
         print(res.table())
@@ -99,13 +105,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--models", default="cnn,cnn_large,ast,ensemble")
     e.add_argument("--models-dir", default=None)
+    e.add_argument(
+        "--natural",
+        action="store_true",
+        help="take the reference clips as they are instead of balancing them to the house curve",
+    )
     e.add_argument("--json", action="store_true")
     e.set_defaults(func=_cmd_eval)
 
     t = sub.add_parser("train", help="train the models from a corpus (needs the torch extra)")
     t.add_argument("corpus", help="corpus folder from render_scripts/build_corpus.py")
     t.add_argument("-o", "--output", default="models")
-    t.add_argument("--n-train", type=int, default=12000)
+    t.add_argument("--n-train", type=int, default=16000)
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--tiny", action="store_true")
     t.set_defaults(func=_cmd_train)

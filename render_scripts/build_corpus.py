@@ -14,7 +14,7 @@ Sources (licences in models/README.md):
 Every song is written as 44.1 kHz stereo 24-bit FLAC (at most ``--max-seconds``), and
 ``manifest.json`` records name, source, path and the split (by song, `assign_splits`).
 
-Usage: ``python render_scripts/build_corpus.py OUT_DIR [--procedural 40] [--seed 0]``.
+Usage: ``python render_scripts/build_corpus.py OUT_DIR [--procedural 100] [--seed 0]``.
 Missing packages are skipped with a note (apt-get install fb-music-high asc-music openttd-openmsx
 fluid-soundfont-gm fluidsynth).
 """
@@ -77,7 +77,7 @@ def procedural_song(seed: int, seconds: float) -> np.ndarray:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("out_dir")
-    ap.add_argument("--procedural", type=int, default=40, help="number of procedural songs")
+    ap.add_argument("--procedural", type=int, default=100, help="number of procedural songs")
     ap.add_argument("--seconds", type=float, default=60.0, help="length of each procedural song (s)")
     ap.add_argument("--max-seconds", type=float, default=150.0, help="longest song kept (s)")
     ap.add_argument("--no-packages", action="store_true", help="procedural songs only (tests)")

@@ -4,7 +4,7 @@
 Usage::
 
     python render_scripts/build_corpus.py /tmp/corpus          # songs + manifest (split by song)
-    python render_scripts/train_models.py /tmp/corpus -o models [--n-train 12000] [--seed 0]
+    python render_scripts/train_models.py /tmp/corpus -o models [--n-train 16000] [--seed 0]
 
 Writes ``OUT/{cnn,cnn_large,ast}.onnx`` with cards ``NAME.json`` / ``NAME.md``, ``ensemble.json`` /
 ``ensemble.md`` and ``results.json`` (the held-out test-split table). Needs the ``torch`` extra and
@@ -26,25 +26,28 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import numpy as np  # noqa: E402
 
 from plugin_bridge import __version__
+from plugin_bridge.audio_io import read_audio
 from plugin_bridge.chain import load_chain
 from plugin_bridge.ml.corpus import (
+    HOUSE_FILE,
     LABELLED,
     ROBUST_SHARE,
     RULE_VALUES,
     THETA_RANGES,
+    estimate_house,
     load_manifest,
     make_dataset,
 )
 from plugin_bridge.ml.evaluate import evaluate_examples, make_examples
 from plugin_bridge.ml.export import check_export, export_onnx
-from plugin_bridge.ml.features import song_features
+from plugin_bridge.ml.features import N_GLOBAL, song_features, to_feature_rate
 from plugin_bridge.ml.inference import MODEL_NAMES, load_model
 from plugin_bridge.ml.train import TrainConfig, fit_ensemble_weights, train_model
 
 CONFIGS = {
-    "cnn": TrainConfig("cnn", epochs=8, lr=2e-3, max_seconds=330),
-    "cnn_large": TrainConfig("cnn_large", epochs=6, lr=1.5e-3, max_seconds=600),
-    "ast": TrainConfig("ast", epochs=8, lr=1e-3, max_seconds=480),
+    "cnn": TrainConfig("cnn", epochs=14, lr=2e-3, max_seconds=720),
+    "cnn_large": TrainConfig("cnn_large", epochs=9, lr=1.5e-3, max_seconds=900),
+    "ast": TrainConfig("ast", epochs=12, lr=1e-3, max_seconds=780),
 }
 TINY = {
     "cnn": TrainConfig("cnn", epochs=1, batch_size=16, kwargs={"width": 4}),
@@ -52,10 +55,12 @@ TINY = {
     "ast": TrainConfig("ast", epochs=1, batch_size=16, kwargs={"dim": 16, "depth": 1, "heads": 2}),
 }
 PROTOCOL = (
-    "Reference clips (3 s, mid RMS -20 dBFS) mis-mixed by the exact inverse of the chain for a random corrective "
-    f"theta over {len(LABELLED)} labelled parameters; {int(100 * ROBUST_SHARE)} % of examples instead degraded by "
-    "random shelf/peak EQs (other corners and Qs), width and level, labelled by the chain vector that best undoes "
-    "them (least squares). Other parameters by rule. See models/README.md."
+    "Reference clips (3 s) balanced to the house balance (house_balance.json: the training songs' median "
+    "long-term spectrum, side/mid ratio, mid RMS -20 dBFS) with the chain's own EQ, then mis-mixed by the exact "
+    f"inverse of the chain for a random corrective theta over {len(LABELLED)} labelled parameters (label = theta); "
+    f"{int(100 * ROBUST_SHARE)} % of examples instead degraded by random shelf/peak EQs (other corners and Qs), "
+    "width and level, labelled by the chain values that bring them back to the house balance. Other parameters "
+    "by rule. See models/README.md."
 )
 
 
@@ -109,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("corpus_dir")
     ap.add_argument("-o", "--out", default="models")
-    ap.add_argument("--n-train", type=int, default=12000)
+    ap.add_argument("--n-train", type=int, default=16000)
     ap.add_argument("--n-val", type=int, default=1500)
     ap.add_argument("--n-test", type=int, default=300)
     ap.add_argument("--seed", type=int, default=0)
@@ -133,14 +138,22 @@ def main(argv: list[str] | None = None) -> int:
     sources = sorted({s.source for s in songs})
     print(f"corpus: {counts} songs from {', '.join(sources)}", flush=True)
     t = time.perf_counter()
-    cache = Path(args.corpus_dir) / f"dataset_s{args.seed}_n{args.n_train}_{args.n_val}.npz"
+    train_audio = [to_feature_rate(*read_audio(s.path)) for s in by_split["train"]]
+    house = estimate_house(train_audio, clips_per_song=4 if args.tiny else 12, seed=args.seed)
+    del train_audio
+    house.save(out / HOUSE_FILE)
+    print(
+        f"house balance: side/mid {house.side_mid_db:.1f} dB ({house.source}) in {time.perf_counter() - t:.0f} s"
+    )
+    t = time.perf_counter()
+    cache = Path(args.corpus_dir) / f"dataset_house_s{args.seed}_n{args.n_train}_{args.n_val}.npz"
     if cache.is_file() and not args.tiny:
         z = np.load(cache)
         train = {k[6:]: z[k] for k in z.files if k.startswith("train_")}
         val = {k[4:]: z[k] for k in z.files if k.startswith("val_")}
     else:
-        train = make_dataset(by_split["train"], args.n_train, args.seed, workers=args.workers)
-        val = make_dataset(by_split["val"], args.n_val, args.seed + 1, workers=args.workers)
+        train = make_dataset(by_split["train"], args.n_train, house, args.seed, workers=args.workers)
+        val = make_dataset(by_split["val"], args.n_val, house, args.seed + 1, workers=args.workers)
         if not args.tiny:
             np.savez(
                 cache,
@@ -160,7 +173,8 @@ def main(argv: list[str] | None = None) -> int:
         "theta_ranges": {k: list(v) for k, v in THETA_RANGES.items()},
         "protocol": PROTOCOL,
         "package_version": __version__,
-        "inputs": {"mel": [None, 2, 64, 64], "glob": [None, 24]},
+        "inputs": {"mel": [None, 2, 64, 64], "glob": [None, N_GLOBAL]},
+        "house_balance": HOUSE_FILE,
         "data": {
             "songs": counts,
             "sources": sources,
@@ -230,14 +244,18 @@ def main(argv: list[str] | None = None) -> int:
     print("validation MAE:", {k: round(v, 4) for k, v in ens_card["val_mae"].items()}, flush=True)
     # held-out test split
     models = {n: load_model(n, out, space) for n in [*names, "ensemble"]}
-    examples = make_examples([s.path for s in by_split["test"]], args.n_test, args.seed + 2)
-    res = evaluate_examples(examples, models)
-    exact = evaluate_examples([e for e in examples if e.exact], models)
+    test_paths = [s.path for s in by_split["test"]]
+    examples = make_examples(test_paths, args.n_test, house, args.seed + 2)
+    res = evaluate_examples(examples, models, house)
+    exact = evaluate_examples([e for e in examples if e.exact], models, house)
     robust = (
-        evaluate_examples([e for e in examples if not e.exact], models)
+        evaluate_examples([e for e in examples if not e.exact], models, house)
         if not all(e.exact for e in examples)
         else None
     )
+    # the same test songs as they are (no house balancing; exact-inverse labels only): what no model
+    # can know from the input alone is the reference's own balance
+    natural = evaluate_examples(make_examples(test_paths, args.n_test, None, args.seed + 3, 0.0), models)
     print(res.table(), flush=True)
     print(res.per_param_table(), flush=True)
     timing_args = (10.0, 2) if args.tiny else (180.0, 20)
@@ -250,6 +268,9 @@ def main(argv: list[str] | None = None) -> int:
         "per_param_table": res.per_param_table(),
         "table_exact": exact.table(),
         "table_robust": robust.table() if robust else None,
+        "test_natural": natural.to_dict(),
+        "table_natural": natural.table(),
+        "per_param_table_natural": natural.per_param_table(),
         "inference_ms": {n: {"features_ms": f, "predict_ms": p} for n, (f, p) in timings.items()},
         "dataset_seconds": data_s,
         "train_seconds": {n: h["seconds"] for n, (_, h) in histories.items()},

@@ -1,23 +1,30 @@
-"""Training material and labels: reference songs, and mis-mixed clips made by the chain's exact inverse.
+"""Training material and labels: house-balanced reference clips, mis-mixed by the chain's exact inverse.
 
 Protocol (full text in ``models/README.md``):
 
-1. A *reference* is a well-balanced clip of a source song (`CLIP_S` s at 44.1 kHz, stereo), scaled
-   to a mid-signal RMS of `REFERENCE_RMS_DB` dBFS.
-2. Draw a corrective vector theta over the *labelled* part of the ``mix-v1`` space (`LABELLED`:
+1. **House balance** (`HouseBalance`, shipped as ``models/house_balance.json``): the median over the
+   training songs of the long-term mid spectrum shape in the 64 mel bands of the features, the
+   median side/mid ratio, and a mid RMS of `REFERENCE_RMS_DB` dBFS. It defines "well balanced".
+2. A *reference* is a `CLIP_S`-second clip of a source song balanced to it with the chain's own
+   tools (`balance_reference`): the five chain EQs fitted to the house curve and applied until a new
+   fit asks for less than `BALANCED_DB` per band (a fixed point of the fit), the side scaled to the
+   house side/mid ratio, the level set. Clips that cannot be balanced (mono, band-limited) are
+   redrawn.
+3. Draw a corrective vector theta over the *labelled* part of the ``mix-v1`` space (`LABELLED`:
    input gain, the five EQ gains, stereo width); every other parameter is set by `RULE_VALUES`.
-3. Build the mis-mixed input with the exact inverse of the chain: width ``1 / w`` (mid/side, exact),
+4. Build the mis-mixed input with the exact inverse of the chain: width ``1 / w`` (mid/side, exact),
    each RBJ/JUCE biquad with its gain negated at the same frequency and Q (for these cookbook
    shelves and peaks ``H(f; -g) = 1 / H(f; g)`` exactly), and a gain of ``-g`` dB. With the
    compressor off (ratio 1), reverb and delay dry and output at 0 dB, the chain is linear and
    time-invariant, so ``chain(theta)(mis-mix) == reference`` to float rounding: the label provably
-   produces the target (`tests/test_ml.py` checks it against the numpy render backend).
-4. Robustness: a share `ROBUST_SHARE` of examples is degraded instead by EQs the chain does not
+   produces the target (`tests/test_ml.py` checks it against the numpy and pedalboard backends).
+   Because the reference is a fixed point of the house fit, theta is also what the input measures
+   as (`house_labels` recovers it to ~0.006 normalized MAE): the label is identifiable from the
+   input alone.
+5. Robustness: a share `ROBUST_SHARE` of examples is degraded instead by EQs the chain does not
    have (random shelf/peak types, corner frequencies and Qs), a width change and a level offset.
-   Their label is the chain vector that best undoes the degradation: width and level exactly, the
-   five EQ gains by a least-squares fit of the chain's EQ response (dB) to the inverse of the
-   degradation's response on a log grid 40 Hz - 16 kHz. These labels are approximate; the fit's
-   RMS residual (dB) is kept.
+   Their label is `house_labels`: the chain values that bring the degraded clip back to the house
+   balance (EQ fitted to the curve, then width and level set exactly).
 
 Source songs are split into train / validation / test by song, never by clip (`assign_splits`).
 """
@@ -40,7 +47,16 @@ from ..backends.dsp.filters import high_shelf_sos, low_shelf_sos, peak_sos
 from ..backends.dsp.stereo import apply_width
 from ..chain import load_chain
 from ..errors import ParameterError
-from .features import CLIP_FRAMES, FEATURE_SR, clip_features
+from .features import (
+    CLIP_FRAMES,
+    FEATURE_SR,
+    FLOOR_DB,
+    N_FFT,
+    clip_features,
+    mel_centres_hz,
+    mel_matrix,
+    mid_long_term_power,
+)
 
 #: The parameters a model predicts from audio; each label is exact (see the module docstring).
 LABELLED: tuple[str, ...] = (
@@ -167,63 +183,10 @@ def random_theta(rng: np.random.Generator) -> dict[str, float]:
     return out
 
 
-_GRID_HZ = np.geomspace(40.0, 16000.0, 48)
-
-
-def _response_db(sos: np.ndarray, sample_rate: float) -> np.ndarray:
-    """dB magnitude of one biquad section on the fit grid (closed form; `sos_response_db` agrees)."""
-    b0, b1, b2, _, a1, a2 = sos[0]
-    z1 = np.exp(-2j * np.pi * _GRID_HZ / sample_rate)
-    z2 = z1 * z1
-    h = (b0 + b1 * z1 + b2 * z2) / (1.0 + a1 * z1 + a2 * z2)
-    return 20.0 * np.log10(np.maximum(np.abs(h), 1e-300))
-
-
-@lru_cache(maxsize=4)
-def _unit_responses(sample_rate: float) -> np.ndarray:
-    """dB response of each chain EQ at +1 dB on the grid: the linear start of the fit."""
-    return np.stack(
-        [_response_db(_SOS[k](sample_rate, f, 1.0, q), sample_rate) for _, k, f, q in eq_settings()]
-    )
-
-
-def chain_eq_response_db(gains_db: Sequence[float], sample_rate: float = FEATURE_SR) -> np.ndarray:
-    """dB response of the chain's five EQs with ``gains_db`` on the fit grid (40 Hz - 16 kHz)."""
-    total = np.zeros_like(_GRID_HZ)
-    for (_, kind, f, q), g in zip(eq_settings(), gains_db, strict=True):
-        if g != 0.0:
-            total += _response_db(_SOS[kind](sample_rate, f, float(g), q), sample_rate)
-    return total
-
-
-def fit_chain_eq(target_db: np.ndarray, sample_rate: float = FEATURE_SR) -> tuple[np.ndarray, float, float]:
-    """Chain EQ gains (dB, within the space's ranges) and a broadband offset (dB) whose response best
-    matches ``target_db`` on the grid; returns ``(gains, offset_db, rms_residual_db)``."""
-    from scipy.optimize import least_squares
-
-    lo = np.array([THETA_RANGES[f"{sid}.gain_db"][0] for sid, _ in EQ_SLOTS] + [-12.0]) * (8 / 6)
-    hi = -lo
-    lo[3:5], hi[3:5] = -6.0, 6.0
-    basis = _unit_responses(sample_rate)
-    x0 = np.clip(
-        np.linalg.lstsq(np.vstack([basis, np.ones_like(_GRID_HZ)]).T, target_db, rcond=None)[0], lo, hi
-    )
-
-    def resid(p: np.ndarray) -> np.ndarray:
-        return chain_eq_response_db(p[:5], sample_rate) + p[5] - target_db
-
-    sol = least_squares(resid, x0, bounds=(lo, hi), max_nfev=40, x_scale=3.0)
-    r = resid(sol.x)
-    return sol.x[:5], float(sol.x[5]), float(np.sqrt(np.mean(r * r)))
-
-
-def random_degradation(
-    reference: np.ndarray, sample_rate: float, rng: np.random.Generator
-) -> tuple[np.ndarray, dict[str, float], float]:
-    """Degrade with EQs the chain does not have, a width change and a level offset.
-
-    Returns ``(degraded (2, n) float32, labelled values (real units), fit residual dB)``.
-    """
+def random_degradation(reference: np.ndarray, sample_rate: float, rng: np.random.Generator) -> np.ndarray:
+    """Degrade a clip with 1-3 EQs the chain does not have (other shelf/peak corners and Qs, +-6 dB),
+    a width change (x 1/1.5 .. 1.5) and a level offset (+-9 dB). Returns float32 ``(2, n)``; its
+    label is `house_labels` of the result."""
     filters = []
     for _ in range(int(rng.integers(1, 4))):
         kind = str(rng.choice(["low_shelf", "high_shelf", "peak"]))
@@ -236,17 +199,247 @@ def random_degradation(
         filters.append(_SOS[kind](sample_rate, f, float(rng.uniform(-6, 6)), q))
     width = float(math.exp(rng.uniform(math.log(1 / 1.5), math.log(1.5))))
     level_db = float(rng.uniform(-9, 9))
-    y = reference.astype(np.float64)
-    resp = np.zeros_like(_GRID_HZ)
-    y = sosfilt(np.concatenate(filters), y, axis=-1)
-    for sos in filters:
-        resp += _response_db(sos, sample_rate)
-    y = apply_width(y, width) * 10.0 ** (level_db / 20.0)
-    gains, offset, residual = fit_chain_eq(-resp, sample_rate)
-    labels = {f"{sid}.gain_db": float(g) for (sid, _), g in zip(EQ_SLOTS, gains, strict=True)}
-    labels["input.gain_db"] = float(np.clip(-level_db + offset, -12, 12))
-    labels["width.width"] = float(np.clip(1.0 / width, 0.5, 1.5))
-    return y.astype(np.float32), labels, residual
+    y = sosfilt(np.concatenate(filters), reference.astype(np.float64), axis=-1)
+    return (apply_width(y, width) * 10.0 ** (level_db / 20.0)).astype(np.float32)
+
+
+# ----------------------------------------------------------------------------- house balance
+
+#: File (in the models folder) holding the shipped `HouseBalance`.
+HOUSE_FILE = "house_balance.json"
+#: Bounds (dB) of the EQ that balances a reference clip to the house curve.
+BALANCE_LIMIT_DB = 12.0
+#: Deviations from the house curve are soft-limited to this many dB in the fit (empty bands of
+#: band-limited sources then stop pulling the fit).
+DEVIATION_LIMIT_DB = 15.0
+#: Clips whose side signal is this far below the mid are treated as mono (no width label exists).
+MONO_SIDE_DB = -40.0
+WIDTH_LIMITS = (0.25, 4.0)
+#: A clip is balanced when a new fit asks for less than this (dB) on every band, within this many rounds.
+BALANCED_DB = 0.2
+BALANCE_ROUNDS = 4
+
+
+@dataclass(frozen=True)
+class HouseBalance:
+    """What "well balanced" means to the models: a long-term spectral shape, a width and a level.
+
+    ``curve_db`` is the shape of the long-term mid spectrum in the 64 mel bands of the features
+    (dB, band-weighted mean removed; weights = each band's width in octaves), ``side_mid_db`` the
+    side/mid mean-square ratio (dB) and ``rms_db`` the mid RMS (dBFS). The shipped balance is the
+    median over the training songs (`estimate_house`, written by ``render_scripts/train_models.py``).
+    """
+
+    curve_db: tuple[float, ...]
+    side_mid_db: float
+    rms_db: float = REFERENCE_RMS_DB
+    source: str = ""
+
+    def to_dict(self) -> dict:
+        """JSON-ready form."""
+        return {
+            "curve_db": [round(float(v), 4) for v in self.curve_db],
+            "band_centres_hz": [round(float(f), 2) for f in mel_centres_hz()],
+            "side_mid_db": round(float(self.side_mid_db), 4),
+            "rms_db": float(self.rms_db),
+            "source": self.source,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping, where: str = HOUSE_FILE) -> HouseBalance:
+        """Parse `to_dict` output; a wrong band count is a `ParameterError`."""
+        curve = tuple(float(v) for v in d.get("curve_db", ()))
+        if len(curve) != len(mel_centres_hz()):
+            raise ParameterError(f"{where}: curve_db needs {len(mel_centres_hz())} values, got {len(curve)}")
+        return cls(
+            curve, float(d["side_mid_db"]), float(d.get("rms_db", REFERENCE_RMS_DB)), str(d.get("source", ""))
+        )
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write as JSON (atomically)."""
+        from ..export import write_atomic
+
+        return write_atomic(path, json.dumps(self.to_dict(), indent=1) + "\n")
+
+
+def load_house(folder: str | os.PathLike | None = None) -> HouseBalance:
+    """The `HouseBalance` in ``folder`` (default: the shipped models folder)."""
+    from .inference import models_dir
+
+    path = Path(folder or models_dir()) / HOUSE_FILE
+    if not path.is_file():
+        raise ParameterError(f"{path}: no house balance (render_scripts/train_models.py writes it)")
+    return HouseBalance.from_dict(json.loads(path.read_text(encoding="utf-8")), str(path))
+
+
+@lru_cache(maxsize=1)
+def band_weights() -> np.ndarray:
+    """Weight of each mel band in the balance fit: its width in octaves, normalised to sum 1."""
+    c = mel_centres_hz()
+    edges = np.concatenate([[c[0] ** 2 / c[1]], c, [c[-1] ** 2 / c[-2]]])
+    w = 0.5 * np.log2(edges[2:] / edges[:-2])
+    return w / w.sum()
+
+
+@lru_cache(maxsize=2)
+def _bins_z(sample_rate: float = FEATURE_SR) -> tuple[np.ndarray, np.ndarray]:
+    z1 = np.exp(-2j * np.pi * np.fft.rfftfreq(N_FFT, 1.0 / sample_rate) / sample_rate)
+    return z1, z1 * z1
+
+
+def chain_eq_power(gains_db: Sequence[float], sample_rate: float = FEATURE_SR) -> np.ndarray:
+    """Power response ``|H|^2`` of the chain's five EQs with ``gains_db`` on the feature FFT bins."""
+    z1, z2 = _bins_z(sample_rate)
+    total = np.ones(z1.shape)
+    for (_, kind, f, q), g in zip(eq_settings(), gains_db, strict=True):
+        if g != 0.0:
+            b0, b1, b2, _, a1, a2 = _SOS[kind](sample_rate, f, float(g), q)[0]
+            h = (b0 + b1 * z1 + b2 * z2) / (1.0 + a1 * z1 + a2 * z2)
+            total = total * (h.real**2 + h.imag**2)
+    return total
+
+
+def band_db(power_bins: np.ndarray) -> np.ndarray:
+    """Long-term mel-band levels (dB, floor `FLOOR_DB`) of a per-bin power spectrum."""
+    return 10.0 * np.log10(np.maximum(mel_matrix().astype(np.float64) @ power_bins, 10.0 ** (FLOOR_DB / 10)))
+
+
+def shape_db(levels_db: np.ndarray) -> np.ndarray:
+    """Band levels with their band-weighted mean removed (the spectral shape, dB)."""
+    return levels_db - float(np.sum(band_weights() * levels_db))
+
+
+@lru_cache(maxsize=1)
+def _band_basis() -> np.ndarray:
+    """Shape response (dB per mel band) of each chain EQ at +1 dB on a flat spectrum: ``(64, 5)``."""
+    flat = np.ones(N_FFT // 2 + 1)
+    cols = []
+    for j in range(len(EQ_SLOTS)):
+        unit = np.zeros(len(EQ_SLOTS))
+        unit[j] = 1.0
+        cols.append(shape_db(band_db(flat * chain_eq_power(unit))))
+    return np.stack(cols, axis=1)
+
+
+@lru_cache(maxsize=1)
+def _weighted_pinv() -> np.ndarray:
+    """Pseudo-inverse ``(5, 64)`` of the band-weighted `_band_basis`: the linearised fit."""
+    return np.linalg.pinv(_band_basis() * np.sqrt(band_weights())[:, None])
+
+
+def fit_balance(
+    power_bins: np.ndarray,
+    house: HouseBalance,
+    limits_db: Sequence[float] | float = BALANCE_LIMIT_DB,
+    iterations: int = 20,
+) -> np.ndarray:
+    """The five chain EQ gains (dB, within +-``limits_db``) that bring the long-term mid spectrum
+    ``power_bins`` to the house curve.
+
+    Deviation = house curve - spectrum shape (dB per mel band, soft-limited to `DEVIATION_LIMIT_DB`,
+    weighted by band width in octaves). Iterates ``gains += pinv(basis) @ remaining deviation``
+    (projected onto the limits) with the exact responses, the linear unit-gain basis as the
+    Jacobian, until a step is below 1e-3 dB: the gains at which the remaining deviation is
+    orthogonal to what the chain's EQs can change.
+    """
+    hi = np.broadcast_to(np.asarray(limits_db, dtype=np.float64), (len(EQ_SLOTS),))
+    target = np.asarray(house.curve_db)
+    sw = np.sqrt(band_weights())
+    pinv = _weighted_pinv()
+    lim = DEVIATION_LIMIT_DB
+    gains = np.zeros(len(EQ_SLOTS))
+    for _ in range(iterations):
+        d = target - shape_db(band_db(power_bins * chain_eq_power(gains)))
+        step = pinv @ (sw * lim * np.tanh(d / lim))
+        new = np.clip(gains + step, -hi, hi)
+        done = np.max(np.abs(new - gains)) < 1e-3
+        gains = new
+        if done:
+            break
+    return gains
+
+
+def _mid_ms(x: np.ndarray) -> float:
+    return float(np.mean((0.5 * (x[0] + x[1])).astype(np.float64) ** 2))
+
+
+def side_mid_ratio_db(x: np.ndarray) -> float:
+    """Side/mid mean-square ratio (dB) of a ``(2, n)`` clip."""
+    s = float(np.mean((0.5 * (x[0] - x[1])).astype(np.float64) ** 2))
+    return float(10 * np.log10((s + 1e-20) / (_mid_ms(x) + 1e-20)))
+
+
+def balance_reference(clip: np.ndarray, house: HouseBalance) -> np.ndarray | None:
+    """A clip balanced to ``house``, or None when it cannot be.
+
+    The chain's own EQ is fitted to the house curve (`fit_balance`), up to `BALANCE_ROUNDS` rounds
+    (each round fits the spectrum the previous rounds' EQs leave, computed on the FFT bins), until
+    a new fit asks for less than `BALANCED_DB` on every band: the clip is then a fixed point of the
+    fit, so a mis-mix of it is labelled by the fit too. All rounds' EQs are then applied to the
+    audio, the side scaled to the house side/mid ratio and the level set to the house mid RMS.
+    None for a silent or mono clip (side more than `MONO_SIDE_DB` below mid) or one the EQ cannot
+    balance (e.g. a band-limited source with nothing above 11 kHz). Returns float32 ``(2, n)``.
+    """
+    if _mid_ms(clip) < 1e-14 or side_mid_ratio_db(clip) < MONO_SIDE_DB:
+        return None
+    power = mid_long_term_power(clip)
+    rounds: list[np.ndarray] = []
+    for _ in range(BALANCE_ROUNDS + 1):
+        gains = fit_balance(power, house)
+        if np.max(np.abs(gains)) < BALANCED_DB:
+            break
+        rounds.append(gains)
+        power = power * chain_eq_power(gains)
+    else:
+        return None
+    y = clip.astype(np.float64)
+    for gains in rounds:
+        y = _eq(y, FEATURE_SR, gains)
+    sm = side_mid_ratio_db(y)
+    y = apply_width(y, float(np.clip(10 ** ((house.side_mid_db - sm) / 20), *WIDTH_LIMITS)))
+    y = y * (10.0 ** (house.rms_db / 20.0) / math.sqrt(_mid_ms(y)))
+    return y.astype(np.float32)
+
+
+def house_labels(x: np.ndarray, house: HouseBalance) -> dict[str, float]:
+    """The chain values (real units) that bring ``x`` to the house balance: the EQ gains fitted to the
+    house curve within the space's ranges, the width that reaches the house side/mid ratio after that
+    EQ, and the input gain that reaches the house level. This labels the robust examples, and used on
+    its own it is the measurement baseline (``house-fit``) of the evaluation table."""
+    space = load_chain("default").space
+    limits = [space.spec(f"{sid}.gain_db").max for sid, _ in EQ_SLOTS]
+    gains = fit_balance(mid_long_term_power(x), house, limits)
+    y = _eq(x, FEATURE_SR, gains)
+    w = 10 ** ((house.side_mid_db - side_mid_ratio_db(y)) / 20)
+    level = 10 * math.log10(_mid_ms(y) + 1e-20)
+    out = {f"{sid}.gain_db": float(g) for (sid, _), g in zip(EQ_SLOTS, gains, strict=True)}
+    out["input.gain_db"] = float(np.clip(house.rms_db - level, -12.0, 12.0))
+    out["width.width"] = float(np.clip(w, 0.5, 1.5))
+    return out
+
+
+def estimate_house(songs: Sequence[np.ndarray], clips_per_song: int = 12, seed: int = 0) -> HouseBalance:
+    """The house balance of a set of songs (``(2, n)`` at 44.1 kHz): per band the median over songs of
+    each song's mean clip shape, and the median side/mid ratio of all clips."""
+    rng = np.random.default_rng(seed)
+    shapes, ratios = [], []
+    for song in songs:
+        per = []
+        total = song_mid_ms(song)
+        for _ in range(clips_per_song):
+            clip = reference_clip(song, rng, total=total)
+            ratio = side_mid_ratio_db(clip)
+            if ratio > MONO_SIDE_DB:
+                ratios.append(ratio)
+            per.append(shape_db(band_db(mid_long_term_power(clip))))
+        shapes.append(np.mean(per, axis=0))
+    curve = np.median(np.stack(shapes), axis=0)
+    return HouseBalance(
+        tuple(float(v) for v in shape_db(curve)),
+        float(np.median(ratios)) if ratios else -12.0,
+        REFERENCE_RMS_DB,
+        f"median of {len(shapes)} songs, {clips_per_song} clips each (seed {seed})",
+    )
 
 
 # ----------------------------------------------------------------------------- songs and splits
@@ -288,11 +481,18 @@ def load_manifest(corpus_dir: str | os.PathLike) -> list[SongRef]:
     return [SongRef(**s) for s in data["songs"]]
 
 
-def reference_clip(song: np.ndarray, rng: np.random.Generator, tries: int = 8) -> np.ndarray:
-    """A random `CLIP_S`-second clip of a (2, n) song at 44.1 kHz, not much quieter than the song,
-    scaled to `REFERENCE_RMS_DB` mid RMS."""
+def song_mid_ms(song: np.ndarray) -> float:
+    """Mean square of a (2, n) song's mid signal (computed once per song by the callers)."""
+    return float(np.mean((0.5 * (song[0] + song[1])).astype(np.float64) ** 2)) + 1e-20
+
+
+def reference_clip(
+    song: np.ndarray, rng: np.random.Generator, tries: int = 8, total: float | None = None
+) -> np.ndarray:
+    """A random `CLIP_S`-second clip of a (2, n) song at 44.1 kHz, not much quieter than the song
+    (``total``: `song_mid_ms`, computed here if not given), scaled to `REFERENCE_RMS_DB` mid RMS."""
     n = song.shape[1]
-    total = float(np.mean((0.5 * (song[0] + song[1])).astype(np.float64) ** 2)) + 1e-20
+    total = song_mid_ms(song) if total is None else total
     clip = song[:, :CLIP_FRAMES]
     for _ in range(tries):
         s = int(rng.integers(0, max(1, n - CLIP_FRAMES)))
@@ -306,53 +506,94 @@ def reference_clip(song: np.ndarray, rng: np.random.Generator, tries: int = 8) -
     return (clip * gain).astype(np.float32)
 
 
+def balanced_clip(
+    song: np.ndarray, rng: np.random.Generator, house: HouseBalance, tries: int = 12
+) -> np.ndarray | None:
+    """A reference: a random clip of ``song`` balanced to ``house`` (`balance_reference`); clips that
+    cannot be balanced are redrawn up to ``tries`` times, then None (the song is skipped)."""
+    total = song_mid_ms(song)
+    for _ in range(tries):
+        ref = balance_reference(reference_clip(song, rng, total=total), house)
+        if ref is not None:
+            return ref
+    return None
+
+
 def make_example(
-    reference: np.ndarray, rng: np.random.Generator, robust_share: float = ROBUST_SHARE
+    reference: np.ndarray,
+    rng: np.random.Generator,
+    house: HouseBalance,
+    robust_share: float = ROBUST_SHARE,
 ) -> tuple[np.ndarray, dict[str, float], bool]:
-    """One training pair from a reference clip: ``(mis-mixed clip, labelled values, exact?)``."""
+    """One training pair from a balanced reference clip: ``(mis-mixed clip, labelled values, exact?)``.
+
+    Exact examples are the chain's exact inverse of a random theta (label = theta); robust ones are
+    `random_degradation` labelled by `house_labels`."""
     if rng.random() < robust_share:
-        x, labels, _ = random_degradation(reference, FEATURE_SR, rng)
-        return x, labels, False
+        x = random_degradation(reference, FEATURE_SR, rng)
+        return x, house_labels(x, house), False
     theta = random_theta(rng)
     return mismix_exact(reference, FEATURE_SR, theta), theta, True
 
 
+def normalized_labels(labels: Mapping[str, float]) -> np.ndarray:
+    """Labelled values (real units) as the normalized vector over `LABELLED` (clipped to the space)."""
+    space = load_chain("default").space
+    return np.asarray(
+        [
+            space.spec(k).normalize(float(np.clip(labels[k], space.spec(k).min, space.spec(k).max)))
+            for k in LABELLED
+        ],
+        np.float32,
+    )
+
+
 def _song_examples(args: tuple) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    path, n, seed, robust_share = args
+    path, n, seed, robust_share, house = args
     from ..audio_io import read_audio
-    from .features import to_feature_rate
+    from .features import N_FRAMES, N_GLOBAL, N_MELS, to_feature_rate
 
     audio, sr = read_audio(path)
     song = to_feature_rate(audio, sr)
     rng = np.random.default_rng(seed)
-    space = load_chain("default").space
     mels, globs, ys, exact = [], [], [], []
     for _ in range(n):
-        ref = reference_clip(song, rng)
-        x, labels, is_exact = make_example(ref, rng, robust_share)
+        ref = balanced_clip(song, rng, house)
+        if ref is None:
+            break
+        x, labels, is_exact = make_example(ref, rng, house, robust_share)
         m, g = clip_features(x)
         mels.append(m.astype(np.float16))
         globs.append(g)
-        ys.append(
-            [
-                space.spec(k).normalize(float(np.clip(labels[k], space.spec(k).min, space.spec(k).max)))
-                for k in LABELLED
-            ]
-        )
+        ys.append(normalized_labels(labels))
         exact.append(is_exact)
-    return np.stack(mels), np.stack(globs), np.asarray(ys, np.float32), np.asarray(exact)
+    if not mels:
+        empty = np.zeros((0, 2, N_MELS, N_FRAMES), np.float16)
+        return (
+            empty,
+            np.zeros((0, N_GLOBAL), np.float32),
+            np.zeros((0, len(LABELLED)), np.float32),
+            np.zeros(0, bool),
+        )
+    return np.stack(mels), np.stack(globs), np.stack(ys), np.asarray(exact)
 
 
 def make_dataset(
-    songs: Sequence[SongRef], n: int, seed: int = 0, robust_share: float = ROBUST_SHARE, workers: int = 1
+    songs: Sequence[SongRef],
+    n: int,
+    house: HouseBalance,
+    seed: int = 0,
+    robust_share: float = ROBUST_SHARE,
+    workers: int = 1,
 ) -> dict[str, np.ndarray]:
-    """``n`` examples spread evenly over ``songs``: arrays ``mel`` (n, 2, 64, 64) float16, ``glob``
-    (n, 24), ``y`` (n, len(LABELLED)) normalized labels, ``exact`` (bool), ``song`` (index)."""
+    """Up to ``n`` examples spread evenly over ``songs``, each from a reference balanced to ``house``:
+    arrays ``mel`` (n, 2, 64, 64) float16, ``glob`` (n, N_GLOBAL), ``y`` (n, len(LABELLED)) normalized
+    labels, ``exact`` (bool), ``song`` (index). A song none of whose clips can be balanced adds none."""
     if not songs:
         raise ParameterError("no songs in this split")
     per = [n // len(songs) + (1 if i < n % len(songs) else 0) for i in range(len(songs))]
     tasks = [
-        (s.path, k, seed * 100003 + zlib.crc32(s.name.encode()), robust_share)
+        (s.path, k, seed * 100003 + zlib.crc32(s.name.encode()), robust_share, house)
         for s, k in zip(songs, per, strict=True)
         if k
     ]

@@ -31,7 +31,18 @@ import numpy as np
 
 from ..errors import ParameterError
 from ..loudness import integrated_loudness, short_loudness
-from .corpus import LABELLED, ROBUST_SHARE, apply_corrective, make_example, reference_clip
+from .corpus import (
+    LABELLED,
+    ROBUST_SHARE,
+    HouseBalance,
+    apply_corrective,
+    balanced_clip,
+    house_labels,
+    load_house,
+    make_example,
+    normalized_labels,
+    reference_clip,
+)
 from .features import FEATURE_SR, clip_features, power_spectrogram, to_feature_rate
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".aif", ".aiff")
@@ -126,29 +137,39 @@ def _read_any(path: Path) -> tuple[np.ndarray, int]:
 
 
 def make_examples(
-    paths: Sequence[str | Path], n: int, seed: int = 0, robust_share: float = ROBUST_SHARE
+    paths: Sequence[str | Path],
+    n: int,
+    house: HouseBalance | None,
+    seed: int = 0,
+    robust_share: float = ROBUST_SHARE,
 ) -> list[Example]:
-    """``n`` examples from reference tracks (round-robin over ``paths``) by the training protocol."""
-    from ..chain import load_chain
-
-    space = load_chain("default").space
+    """``n`` examples from reference tracks (round-robin over ``paths``) by the training protocol:
+    references balanced to ``house``. Songs none of whose clips can be balanced are skipped; an error
+    if no song can. ``house=None`` takes the clips as they are (the "natural" protocol: exact-inverse
+    labels only, so ``robust_share`` must be 0)."""
+    if house is None and robust_share:
+        raise ParameterError("natural references (no house balance) have exact-inverse labels only")
     rng = np.random.default_rng(seed)
     songs: dict[int, np.ndarray] = {}
+    usable = list(range(len(paths)))
     out = []
-    for i in range(n):
-        k = i % len(paths)
+    i = 0
+    while len(out) < n and usable:
+        k = usable[i % len(usable)]
         if k not in songs:
             audio, sr = _read_any(Path(paths[k]))
             songs[k] = to_feature_rate(audio, sr)
-        ref = reference_clip(songs[k], rng)
-        mixed, labels, exact = make_example(ref, rng, robust_share)
-        y = np.array(
-            [
-                space.spec(p).normalize(float(np.clip(labels[p], space.spec(p).min, space.spec(p).max)))
-                for p in LABELLED
-            ]
+        ref = balanced_clip(songs[k], rng, house) if house is not None else reference_clip(songs[k], rng)
+        if ref is None:
+            usable.remove(k)
+            continue
+        mixed, labels, exact = make_example(ref, rng, house, robust_share)
+        out.append(Example(ref, mixed, normalized_labels(labels), exact, str(paths[k])))
+        i += 1
+    if not out:
+        raise ParameterError(
+            "no clip of these tracks can be balanced to the house curve (mono or band-limited?)"
         )
-        out.append(Example(ref, mixed, y, exact, str(paths[k])))
     return out
 
 
@@ -196,8 +217,13 @@ class EvalResult:
         return "\n".join(lines)
 
 
-def evaluate_examples(examples: Sequence[Example], models: Mapping[str, object]) -> EvalResult:
-    """Evaluate ``models`` (name -> `OnnxModel`/`EnsembleModel` from `inference.load_model`) on examples."""
+def evaluate_examples(
+    examples: Sequence[Example], models: Mapping[str, object], house: HouseBalance | None = None
+) -> EvalResult:
+    """Evaluate ``models`` (name -> `OnnxModel`/`EnsembleModel` from `inference.load_model`) on examples.
+
+    With ``house``, a ``house-fit`` row adds the measurement baseline: `house_labels` of the input,
+    no learning (what a least-squares fit to the house curve does on its own)."""
     from ..chain import load_chain
     from .inference import EnsembleModel, full_vector
 
@@ -229,6 +255,8 @@ def evaluate_examples(examples: Sequence[Example], models: Mapping[str, object])
                 preds[name] = model.combine({k: v[None] for k, v in members.items()})[0]
             else:
                 preds[name] = model.predict(mel[None], glob[None])[0]
+        if house is not None:
+            preds["house-fit"] = normalized_labels(house_labels(ex.mixed, house))
         preds["oracle"] = ex.y
         for name, p in preds.items():
             model = models.get(name) or next(iter(models.values()))
@@ -249,7 +277,8 @@ def evaluate_examples(examples: Sequence[Example], models: Mapping[str, object])
             m["closer"] = None
         result.rows[row] = m
     order = ["input", "loudnorm", *[k for k in acc if k not in ("input", "loudnorm", "ensemble", "oracle")]]
-    order += [k for k in ("ensemble", "oracle") if k in acc]
+    order = [k for k in order if k != "house-fit"]
+    order += [k for k in ("ensemble", "house-fit", "oracle") if k in acc]
     result.rows = {k: result.rows[k] for k in order}
     result.seconds = time.perf_counter() - t0
     return result
@@ -262,10 +291,18 @@ def evaluate_folder(
     model_names: Sequence[str] = ("cnn", "cnn_large", "ast", "ensemble"),
     models_folder: str | Path | None = None,
     robust_share: float = ROBUST_SHARE,
+    natural: bool = False,
 ) -> EvalResult:
-    """Build ``n`` mis-mixed examples from the audio files in ``folder`` and evaluate the models."""
+    """Build ``n`` mis-mixed examples from the audio files in ``folder`` and evaluate the models.
+
+    References are balanced to the shipped house balance (the training protocol), or with
+    ``natural`` taken as they are (exact-inverse labels only)."""
     from .inference import load_model
 
-    examples = make_examples(audio_files(folder), n, seed, robust_share)
+    house = load_house(models_folder)
+    if natural:
+        examples = make_examples(audio_files(folder), n, None, seed, 0.0)
+    else:
+        examples = make_examples(audio_files(folder), n, house, seed, robust_share)
     models = {name: load_model(name, models_folder) for name in model_names}
-    return evaluate_examples(examples, models)
+    return evaluate_examples(examples, models, house)

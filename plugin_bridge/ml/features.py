@@ -10,8 +10,10 @@ Layout (all at `FEATURE_SR` = 44.1 kHz; other rates are resampled with `scipy.si
   ``(L+R)/2`` and side ``(L-R)/2`` signals of a `CLIP_S`-second clip; ``N_FFT`` = 2048 samples Hann
   window, hop 2048 samples (46 ms), 64 mel bands 30 Hz - 16 kHz (Slaney).
 - ``glob``: ``(N_GLOBAL,)`` float32: mid RMS level (dBFS), crest factor (dB), side/mid level ratio
-  (dB, the stereo width), L/R correlation, then the energy of 10 octave bands (31.5 Hz - 16 kHz)
-  of the mid signal relative to its total (dB) and the same for the side signal.
+  (dB, the stereo width), L/R correlation, then the clip's long-term spectrum: the time-averaged mel
+  power (dB, same scale as ``mel``) of the mid signal in the 64 mel bands, and the same for the side
+  signal. The long-term mid spectrum is exactly what the house balance is measured on
+  (`plugin_bridge.ml.corpus.HouseBalance`).
 """
 
 from __future__ import annotations
@@ -29,14 +31,15 @@ HOP = 2048
 N_MELS = 64
 N_FRAMES = 1 + (CLIP_FRAMES - N_FFT) // HOP
 FMIN_HZ, FMAX_HZ = 30.0, 16000.0
-OCTAVES_HZ = tuple(31.25 * 2.0**k for k in range(10))
-N_GLOBAL = 4 + 2 * len(OCTAVES_HZ)
+N_GLOBAL = 4 + 2 * N_MELS
 FLOOR_DB = -100.0
 GLOBAL_NAMES = (
     ["rms_db", "crest_db", "side_mid_db", "lr_correlation"]
-    + [f"mid_band_{f:.0f}hz_db" for f in OCTAVES_HZ]
-    + [f"side_band_{f:.0f}hz_db" for f in OCTAVES_HZ]
+    + [f"mid_ltas_mel{i}_db" for i in range(N_MELS)]
+    + [f"side_ltas_mel{i}_db" for i in range(N_MELS)]
 )
+#: Scale that makes a full-scale sine read about 0 dB in the mel powers.
+POWER_SCALE = 4.0 / (N_FFT * N_FFT)
 
 
 def _hz_to_mel(f: np.ndarray) -> np.ndarray:
@@ -70,11 +73,10 @@ def mel_matrix(sample_rate: int = FEATURE_SR) -> np.ndarray:
     return weights.astype(np.float32)
 
 
-@lru_cache(maxsize=4)
-def _octave_masks(sample_rate: int = FEATURE_SR) -> np.ndarray:
-    freqs = np.fft.rfftfreq(N_FFT, 1.0 / sample_rate)
-    masks = [(freqs >= f / np.sqrt(2)) & (freqs < f * np.sqrt(2)) for f in OCTAVES_HZ]
-    return np.stack(masks).astype(np.float32)
+@lru_cache(maxsize=1)
+def mel_centres_hz() -> np.ndarray:
+    """Centre frequency (Hz) of each of the `N_MELS` mel bands."""
+    return _mel_to_hz(np.linspace(_hz_to_mel(FMIN_HZ), _hz_to_mel(FMAX_HZ), N_MELS + 2))[1:-1]
 
 
 @lru_cache(maxsize=1)
@@ -122,16 +124,14 @@ def clip_features(clip: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     side = 0.5 * (x[0] - x[1])
     pm, ps = power_spectrogram(mid), power_spectrogram(side)
     mel = mel_matrix()
-    scale = 4.0 / (N_FFT * N_FFT)  # a full-scale sine reads about 0 dB
-    logmel = np.stack([_db(mel @ pm * scale), _db(mel @ ps * scale)]).clip(FLOOR_DB, None)
+    mel_m, mel_s = mel @ pm * POWER_SCALE, mel @ ps * POWER_SCALE
+    logmel = np.stack([_db(mel_m), _db(mel_s)]).clip(FLOOR_DB, None)
     ms_mid = float(np.mean(mid.astype(np.float64) ** 2))
     ms_side = float(np.mean(side.astype(np.float64) ** 2))
     peak = float(np.max(np.abs(x))) if x.size else 0.0
     left, right = x[0].astype(np.float64), x[1].astype(np.float64)
     den = np.sqrt(np.sum(left * left) * np.sum(right * right))
     corr = float(np.sum(left * right) / den) if den > 0 else 1.0
-    masks = _octave_masks()
-    em, es = masks @ pm.mean(axis=1), masks @ ps.mean(axis=1)
     glob = np.concatenate(
         [
             [
@@ -140,11 +140,20 @@ def clip_features(clip: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
                 _db(ms_side) - _db(ms_mid),
                 corr,
             ],
-            _db(em) - _db(em.sum()),
-            _db(es) - _db(es.sum() + 1e-12),
+            _db(mel_m.mean(axis=1)).clip(FLOOR_DB, None),
+            _db(mel_s.mean(axis=1)).clip(FLOOR_DB, None),
         ]
     ).astype(np.float32)
     return logmel.astype(np.float32), glob
+
+
+def mid_long_term_power(clip: np.ndarray) -> np.ndarray:
+    """Time-averaged power spectrum ``(N_FFT // 2 + 1,)`` (float64, `POWER_SCALE`d) of the mid signal
+    of a ``(2, n)`` clip at `FEATURE_SR`, framed exactly as `clip_features` frames it."""
+    x = np.asarray(clip, dtype=np.float32)[:, :CLIP_FRAMES]
+    if x.shape[1] < CLIP_FRAMES:
+        x = np.pad(x, ((0, 0), (0, CLIP_FRAMES - x.shape[1])))
+    return power_spectrogram(0.5 * (x[0] + x[1])).mean(axis=1).astype(np.float64) * POWER_SCALE
 
 
 def song_clips(audio: np.ndarray, sample_rate: int, n_clips: int = 4) -> list[np.ndarray]:

@@ -42,14 +42,14 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         seed=args.seed,
         model_names=names,
         models_folder=args.models_dir,
-        natural=args.natural,
+        house_protocol=args.house,
     )
     if args.json:
         print(json.dumps(res.to_dict(), indent=2))
     else:
         print(
             f"{res.n} examples from {args.data} ({100 * res.exact_share:.0f} % exact inverse labels; "
-            f"references {'as they are' if args.natural else 'balanced to the house curve'}), "
+            f"references {'balanced to the house curve' if args.house else 'as they are'}), "
             f"seed {args.seed}, {res.seconds:.1f} s"
         )
         print(res.table())
@@ -106,9 +106,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--models", default="cnn,cnn_large,ast,ensemble")
     e.add_argument("--models-dir", default=None)
     e.add_argument(
-        "--natural",
+        "--house",
         action="store_true",
-        help="take the reference clips as they are instead of balancing them to the house curve",
+        help="balance the reference clips to the house curve first (the house protocol) instead of "
+        "taking them as they are",
     )
     e.add_argument("--json", action="store_true")
     e.set_defaults(func=_cmd_eval)

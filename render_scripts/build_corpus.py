@@ -7,6 +7,13 @@ Sources (licences in models/README.md):
 - ``fb-music-high`` (Debian, GPL-2): the Frozen Bubble tracker module, decoded by ffmpeg/libopenmpt.
 - ``openttd-openmsx`` (Debian, GPL-2): 31 General MIDI songs, rendered with fluidsynth and the
   Debian ``fluid-soundfont-gm`` (FluidR3, MIT) soundfont.
+- ``drascula-music`` (Debian, Drascula licence, BSD-like/DFSG): 31 adventure-game score tracks (Ogg;
+  the package holds six identical copies, one per game language: each track is taken once).
+- ``singularity-music`` (Debian, CC-BY-SA 3.0 / CC-BY 3.0): 16 ambient/electronic tracks (Ogg).
+- ``ufoai-music`` (Debian, GPL-2+ / CC-BY / CC-BY-SA 3.0): the orchestral/ambient tracks of
+  ``0music.pk3`` (a zip of Ogg files), those shorter than 20 s left out.
+- ``pushover-data`` is **not** used: its 10 light-electronic themes are kept out of training and
+  tuning as the unseen-package test (``plugin-bridge eval --data /usr/share/pushover/themes``).
 - procedural songs: `plugin_bridge.songgen.compose.compose_song(seed)` rendered per part by
   fluidsynth (FluidR3 or TimGM6mb alternately), each part level-matched to its `MIX_DEFAULTS`
   loudness and panned as in the multitrack sessions, then summed.
@@ -45,6 +52,10 @@ from plugin_bridge.songgen.fluid import render_fluidsynth
 ASC_DIR = Path("/usr/share/games/asc/music")
 FB_FILE = Path("/usr/share/games/frozen-bubble/snd/frozen-mainzik-2p.xm")
 OPENMSX_DIR = Path("/usr/share/games/openttd/baseset/openmsx")
+DRASCULA_DIR = Path("/usr/share/scummvm/drascula/audio")
+SINGULARITY_DIR = Path("/usr/share/games/singularity/music")
+UFOAI_PK3 = Path("/usr/share/games/ufoai/base/0music.pk3")
+MIN_SONG_S = 20.0
 FLUID_R3 = Path("/usr/share/sounds/sf2/FluidR3_GM.sf2")
 TIM = Path("/usr/share/sounds/sf2/TimGM6mb.sf2")
 
@@ -74,10 +85,58 @@ def procedural_song(seed: int, seconds: float) -> np.ndarray:
     return np.asarray(mix, dtype=np.float32)
 
 
+def packaged_ogg_songs():
+    """Yield ``(name, source, audio (channels, n), sample_rate)`` for the Ogg music packages that are
+    installed (drascula-music, singularity-music, ufoai-music); identical files (drascula's language
+    copies) and songs shorter than `MIN_SONG_S` are taken out."""
+    import hashlib
+    import io
+    import zipfile
+
+    seen: set[str] = set()
+
+    def decode(blob: bytes) -> tuple[np.ndarray, int] | None:
+        digest = hashlib.sha1(blob).hexdigest()
+        if digest in seen:
+            return None
+        seen.add(digest)
+        a, sr = sf.read(io.BytesIO(blob), dtype="float32", always_2d=True)
+        return (a.T, sr) if a.shape[0] >= MIN_SONG_S * sr else None
+
+    sources = [
+        ("drascula", "drascula-music", sorted(DRASCULA_DIR.rglob("*.ogg")) if DRASCULA_DIR.is_dir() else []),
+        (
+            "singularity",
+            "singularity-music",
+            sorted(SINGULARITY_DIR.glob("*.ogg")) if SINGULARITY_DIR.is_dir() else [],
+        ),
+    ]
+    for prefix, source, files in sources:
+        if not files:
+            print(f"note: {source} not installed, skipped", file=sys.stderr)
+        for f in files:
+            got = decode(f.read_bytes())
+            if got is not None:
+                yield f"{prefix}_{_slug(f.stem)}", source, *got
+    if not UFOAI_PK3.is_file():
+        print("note: ufoai-music not installed, skipped", file=sys.stderr)
+        return
+    with zipfile.ZipFile(UFOAI_PK3) as z:
+        for info in sorted(z.infolist(), key=lambda i: i.filename):
+            if info.filename.lower().endswith(".ogg"):
+                got = decode(z.read(info))
+                if got is not None:
+                    yield f"ufoai_{_slug(Path(info.filename).stem)}", "ufoai-music", *got
+
+
+def _slug(text: str) -> str:
+    return "".join(c if c.isalnum() else "_" for c in text).strip("_").lower()
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("out_dir")
-    ap.add_argument("--procedural", type=int, default=100, help="number of procedural songs")
+    ap.add_argument("--procedural", type=int, default=0, help="number of procedural songs")
     ap.add_argument("--seconds", type=float, default=60.0, help="length of each procedural song (s)")
     ap.add_argument("--max-seconds", type=float, default=150.0, help="longest song kept (s)")
     ap.add_argument("--no-packages", action="store_true", help="procedural songs only (tests)")
@@ -111,6 +170,8 @@ def main(argv: list[str] | None = None) -> int:
             add("fb_mainzik", "fb-music-high", a, sr)
         else:
             print("note: fb-music-high not installed, skipped", file=sys.stderr)
+        for name, source, audio, sr in packaged_ogg_songs():
+            add(name, source, audio, sr)
         if OPENMSX_DIR.is_dir() and FLUID_R3.is_file():
             for f in sorted(OPENMSX_DIR.glob("*.mid")):
                 midi = mido.MidiFile(f)

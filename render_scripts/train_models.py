@@ -5,6 +5,7 @@ Usage::
 
     python render_scripts/build_corpus.py /tmp/corpus          # songs + manifest (split by song)
     python render_scripts/train_models.py /tmp/corpus -o models [--n-train 16000] [--seed 0]
+        [--protocol natural|house]
 
 Writes ``OUT/{cnn,cnn_large,ast}.onnx`` with cards ``NAME.json`` / ``NAME.md``, ``ensemble.json`` /
 ``ensemble.md`` and ``results.json`` (the held-out test-split table). Needs the ``torch`` extra and
@@ -54,7 +55,17 @@ TINY = {
     "cnn_large": TrainConfig("cnn_large", epochs=1, batch_size=16, kwargs={"width": 4}),
     "ast": TrainConfig("ast", epochs=1, batch_size=16, kwargs={"dim": 16, "depth": 1, "heads": 2}),
 }
-PROTOCOL = (
+PROTOCOLS = {}
+PROTOCOLS["natural"] = (
+    "Reference clips (3 s) of the training songs as they are (level set to -20 dBFS mid RMS), mis-mixed by the "
+    f"exact inverse of the chain for a random corrective theta over {len(LABELLED)} labelled parameters (label = "
+    f"theta); {int(100 * ROBUST_SHARE)} % of examples instead degraded by random shelf/peak EQs (other corners and "
+    "Qs), width and level, labelled by the chain values that bring them back to their own reference (least-squares "
+    "EQ fit to the reference's long-term spectrum, exact width and level). The model cannot see a song's own "
+    "balance, so it learns the correction that is best on average over songs. Other parameters by rule. See "
+    "models/README.md."
+)
+PROTOCOLS["house"] = (
     "Reference clips (3 s) balanced to the house balance (house_balance.json: the training songs' median "
     "long-term spectrum, side/mid ratio, mid RMS -20 dBFS) with the chain's own EQ, then mis-mixed by the exact "
     f"inverse of the chain for a random corrective theta over {len(LABELLED)} labelled parameters (label = theta); "
@@ -121,6 +132,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--tiny", action="store_true", help="seconds-long smoke configuration")
     ap.add_argument("--models", default=",".join(MODEL_NAMES))
+    ap.add_argument(
+        "--protocol",
+        default="natural",
+        choices=sorted(PROTOCOLS),
+        help="natural: references as they are (shipped); house: references balanced to the house curve",
+    )
     args = ap.parse_args(argv)
     import torch
 
@@ -146,14 +163,15 @@ def main(argv: list[str] | None = None) -> int:
         f"house balance: side/mid {house.side_mid_db:.1f} dB ({house.source}) in {time.perf_counter() - t:.0f} s"
     )
     t = time.perf_counter()
-    cache = Path(args.corpus_dir) / f"dataset_house_s{args.seed}_n{args.n_train}_{args.n_val}.npz"
+    target = house if args.protocol == "house" else None  # what the references are balanced to
+    cache = Path(args.corpus_dir) / f"dataset_{args.protocol}_s{args.seed}_n{args.n_train}_{args.n_val}.npz"
     if cache.is_file() and not args.tiny:
         z = np.load(cache)
         train = {k[6:]: z[k] for k in z.files if k.startswith("train_")}
         val = {k[4:]: z[k] for k in z.files if k.startswith("val_")}
     else:
-        train = make_dataset(by_split["train"], args.n_train, house, args.seed, workers=args.workers)
-        val = make_dataset(by_split["val"], args.n_val, house, args.seed + 1, workers=args.workers)
+        train = make_dataset(by_split["train"], args.n_train, target, args.seed, workers=args.workers)
+        val = make_dataset(by_split["val"], args.n_val, target, args.seed + 1, workers=args.workers)
         if not args.tiny:
             np.savez(
                 cache,
@@ -171,7 +189,8 @@ def main(argv: list[str] | None = None) -> int:
         "labelled": list(LABELLED),
         "rule_values": RULE_VALUES,
         "theta_ranges": {k: list(v) for k, v in THETA_RANGES.items()},
-        "protocol": PROTOCOL,
+        "protocol": PROTOCOLS[args.protocol],
+        "protocol_id": args.protocol,
         "package_version": __version__,
         "inputs": {"mel": [None, 2, 64, 64], "glob": [None, N_GLOBAL]},
         "house_balance": HOUSE_FILE,
@@ -245,7 +264,7 @@ def main(argv: list[str] | None = None) -> int:
     # held-out test split
     models = {n: load_model(n, out, space) for n in [*names, "ensemble"]}
     test_paths = [s.path for s in by_split["test"]]
-    examples = make_examples(test_paths, args.n_test, house, args.seed + 2)
+    examples = make_examples(test_paths, args.n_test, target, args.seed + 2)
     res = evaluate_examples(examples, models, house)
     exact = evaluate_examples([e for e in examples if e.exact], models, house)
     robust = (
@@ -253,9 +272,12 @@ def main(argv: list[str] | None = None) -> int:
         if not all(e.exact for e in examples)
         else None
     )
-    # the same test songs as they are (no house balancing; exact-inverse labels only): what no model
-    # can know from the input alone is the reference's own balance
-    natural = evaluate_examples(make_examples(test_paths, args.n_test, None, args.seed + 3, 0.0), models)
+    # the other protocol on the same test songs, for comparison
+    other = evaluate_examples(
+        make_examples(test_paths, args.n_test, house if target is None else None, args.seed + 3),
+        models,
+        house,
+    )
     print(res.table(), flush=True)
     print(res.per_param_table(), flush=True)
     timing_args = (10.0, 2) if args.tiny else (180.0, 20)
@@ -268,9 +290,10 @@ def main(argv: list[str] | None = None) -> int:
         "per_param_table": res.per_param_table(),
         "table_exact": exact.table(),
         "table_robust": robust.table() if robust else None,
-        "test_natural": natural.to_dict(),
-        "table_natural": natural.table(),
-        "per_param_table_natural": natural.per_param_table(),
+        "protocol": args.protocol,
+        "test_other_protocol": other.to_dict(),
+        "table_other_protocol": other.table(),
+        "per_param_table_other_protocol": other.per_param_table(),
         "inference_ms": {n: {"features_ms": f, "predict_ms": p} for n, (f, p) in timings.items()},
         "dataset_seconds": data_s,
         "train_seconds": {n: h["seconds"] for n, (_, h) in histories.items()},

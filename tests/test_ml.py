@@ -139,6 +139,28 @@ def test_robust_label_brings_the_input_to_the_house_balance(house):
             assert abs(C.side_mid_ratio_db(fixed) - house.side_mid_db) < 0.05
 
 
+def test_natural_robust_label_brings_the_input_back_to_its_own_reference():
+    """Natural protocol: a degraded clip's label is the chain setting that brings it back to the clip
+    it came from (its own balance, width and level), measured on 1/3-octave bands of the audio."""
+    from plugin_bridge.ml.evaluate import side_mid_db, third_octave_db
+
+    rng = np.random.default_rng(11)
+    ref = C.reference_clip(_music(6.0, 11), rng)
+    for _ in range(4):
+        mixed, labels, exact = C.make_example(ref, rng, None, robust_share=1.0)
+        assert not exact
+        fixed = C.apply_corrective(mixed, SR, labels)
+        before = np.mean(np.abs(third_octave_db(mixed) - third_octave_db(ref)))
+        after = np.mean(np.abs(third_octave_db(fixed) - third_octave_db(ref)))
+        assert after < 0.5 * before + 0.1, (before, after)
+        assert abs(side_mid_db(fixed) - side_mid_db(ref)) < 0.1
+        ms = [np.mean((0.5 * (a[0] + a[1])).astype(np.float64) ** 2) for a in (fixed, ref)]
+        assert abs(10 * np.log10(ms[0] / ms[1])) < 0.1
+    # exact examples keep theta as the label, whatever the protocol
+    mixed, labels, exact = C.make_example(ref, rng, None, robust_share=0.0)
+    assert exact and np.max(np.abs(C.apply_corrective(mixed, SR, labels) - ref)) < 1e-5
+
+
 def test_mono_clip_has_no_reference(house):
     mono = _music(6.0, 4)
     mono[1] = mono[0]

@@ -418,6 +418,18 @@ def house_labels(x: np.ndarray, house: HouseBalance) -> dict[str, float]:
     return out
 
 
+def clip_balance(clip: np.ndarray) -> HouseBalance:
+    """The balance of one ``(2, n)`` clip as it is: its own long-term mid spectrum shape, side/mid
+    ratio and mid RMS. `house_labels` against it gives the chain values that bring a degraded copy
+    of the clip back to the clip (the label of a natural robust example)."""
+    return HouseBalance(
+        tuple(float(v) for v in shape_db(band_db(mid_long_term_power(clip)))),
+        side_mid_ratio_db(clip),
+        10 * math.log10(_mid_ms(clip) + 1e-20),
+        "one clip",
+    )
+
+
 def estimate_house(songs: Sequence[np.ndarray], clips_per_song: int = 12, seed: int = 0) -> HouseBalance:
     """The house balance of a set of songs (``(2, n)`` at 44.1 kHz): per band the median over songs of
     each song's mean clip shape, and the median side/mid ratio of all clips."""
@@ -522,16 +534,18 @@ def balanced_clip(
 def make_example(
     reference: np.ndarray,
     rng: np.random.Generator,
-    house: HouseBalance,
+    house: HouseBalance | None,
     robust_share: float = ROBUST_SHARE,
 ) -> tuple[np.ndarray, dict[str, float], bool]:
-    """One training pair from a balanced reference clip: ``(mis-mixed clip, labelled values, exact?)``.
+    """One training pair from a reference clip: ``(mis-mixed clip, labelled values, exact?)``.
 
     Exact examples are the chain's exact inverse of a random theta (label = theta); robust ones are
-    `random_degradation` labelled by `house_labels`."""
+    `random_degradation` labelled by `house_labels`: against ``house`` (house protocol: the
+    reference is balanced to it) or, with ``house=None`` (natural protocol), against the reference's
+    own balance (`clip_balance`): the chain values that bring the degraded clip back to it."""
     if rng.random() < robust_share:
         x = random_degradation(reference, FEATURE_SR, rng)
-        return x, house_labels(x, house), False
+        return x, house_labels(x, house if house is not None else clip_balance(reference)), False
     theta = random_theta(rng)
     return mismix_exact(reference, FEATURE_SR, theta), theta, True
 
@@ -556,9 +570,10 @@ def _song_examples(args: tuple) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.
     audio, sr = read_audio(path)
     song = to_feature_rate(audio, sr)
     rng = np.random.default_rng(seed)
+    total = song_mid_ms(song)
     mels, globs, ys, exact = [], [], [], []
     for _ in range(n):
-        ref = balanced_clip(song, rng, house)
+        ref = balanced_clip(song, rng, house) if house is not None else reference_clip(song, rng, total=total)
         if ref is None:
             break
         x, labels, is_exact = make_example(ref, rng, house, robust_share)
@@ -581,12 +596,13 @@ def _song_examples(args: tuple) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.
 def make_dataset(
     songs: Sequence[SongRef],
     n: int,
-    house: HouseBalance,
+    house: HouseBalance | None,
     seed: int = 0,
     robust_share: float = ROBUST_SHARE,
     workers: int = 1,
 ) -> dict[str, np.ndarray]:
-    """Up to ``n`` examples spread evenly over ``songs``, each from a reference balanced to ``house``:
+    """Up to ``n`` examples spread evenly over ``songs``, each from a reference balanced to ``house``
+    (house protocol) or, with ``house=None``, a clip as it is (natural protocol; see `make_example`):
     arrays ``mel`` (n, 2, 64, 64) float16, ``glob`` (n, N_GLOBAL), ``y`` (n, len(LABELLED)) normalized
     labels, ``exact`` (bool), ``song`` (index). A song none of whose clips can be balanced adds none."""
     if not songs:

@@ -16,7 +16,8 @@ Metrics per row (means over examples):
   total energy normalised away).
 - ``width_db``: |difference| of the side/mid level ratio (dB).
 - ``closer``: share of examples whose render is closer to the reference than the input was
-  (``mrstft`` lower than the input's).
+  (``mrstft`` lower than the input's); ``closer_balance`` and ``closer_width`` the same for
+  ``balance_db`` and ``width_db``.
 """
 
 from __future__ import annotations
@@ -143,12 +144,10 @@ def make_examples(
     seed: int = 0,
     robust_share: float = ROBUST_SHARE,
 ) -> list[Example]:
-    """``n`` examples from reference tracks (round-robin over ``paths``) by the training protocol:
-    references balanced to ``house``. Songs none of whose clips can be balanced are skipped; an error
-    if no song can. ``house=None`` takes the clips as they are (the "natural" protocol: exact-inverse
-    labels only, so ``robust_share`` must be 0)."""
-    if house is None and robust_share:
-        raise ParameterError("natural references (no house balance) have exact-inverse labels only")
+    """``n`` examples from reference tracks (round-robin over ``paths``) by a training protocol:
+    references balanced to ``house`` (songs none of whose clips can be balanced are skipped; an error
+    if no song can), or with ``house=None`` the clips as they are (the natural protocol: robust
+    examples are labelled against their own reference, `corpus.make_example`)."""
     rng = np.random.default_rng(seed)
     songs: dict[int, np.ndarray] = {}
     usable = list(range(len(paths)))
@@ -195,11 +194,18 @@ class EvalResult:
 
     def table(self) -> str:
         """A Markdown table of the rows."""
-        head = "| row | param MAE | MR-STFT | LUFS diff | balance dB | width dB | closer than input |"
+        head = (
+            "| row | param MAE | MR-STFT | LUFS diff | balance dB | width dB "
+            "| closer than input: MR-STFT / balance / width |"
+        )
         lines = [head, "|---|---|---|---|---|---|---|"]
         for name, r in self.rows.items():
             mae = f"{r['mae']:.4f}" if r.get("mae") is not None else "-"
-            closer = f"{100 * r['closer']:.0f} %" if r.get("closer") is not None else "-"
+            closer = (
+                " / ".join(f"{100 * r[k]:.0f} %" for k in ("closer", "closer_balance", "closer_width"))
+                if r.get("closer") is not None
+                else "-"
+            )
             lines.append(
                 f"| {name} | {mae} | {r['mrstft']:.3f} | {r['lufs_diff']:.2f} | {r['balance_db']:.2f} | "
                 f"{r['width_db']:.2f} | {closer} |"
@@ -231,19 +237,24 @@ def evaluate_examples(
     t0 = time.perf_counter()
     acc: dict[str, dict[str, list]] = {}
 
-    def add(row: str, metrics: Mapping[str, float], err: np.ndarray | None, base: float) -> None:
-        d = acc.setdefault(row, {"m": [], "err": [], "closer": []})
+    closer_keys = {"closer": "mrstft", "closer_balance": "balance_db", "closer_width": "width_db"}
+
+    def add(
+        row: str, metrics: Mapping[str, float], err: np.ndarray | None, base: Mapping[str, float]
+    ) -> None:
+        d = acc.setdefault(row, {"m": [], "err": [], **{k: [] for k in closer_keys}})
         d["m"].append(metrics)
         if err is not None:
             d["err"].append(err)
-        d["closer"].append(metrics["mrstft"] < base)
+        for k, metric in closer_keys.items():
+            d[k].append(metrics[metric] < base[metric])
 
     for ex in examples:
         ref_lufs = _lufs(ex.reference)
         base = audio_metrics(ex.mixed, ex.reference, ref_lufs)
-        add("input", base, None, math.inf)
-        ln = dict(base, lufs_diff=0.0)
-        add("loudnorm", ln, None, math.inf)
+        never = dict.fromkeys(closer_keys.values(), math.inf)
+        add("input", base, None, never)
+        add("loudnorm", dict(base, lufs_diff=0.0), None, never)
         mel, glob = clip_features(ex.mixed)
         preds: dict[str, np.ndarray] = {}
         for name, model in models.items():
@@ -263,7 +274,7 @@ def evaluate_examples(
             vec = full_vector(model, p, space)
             values = space.to_values(vec)
             y = apply_corrective(ex.mixed, FEATURE_SR, {k: values[k] for k in LABELLED})
-            add(name, audio_metrics(y, ex.reference, ref_lufs), np.abs(p - ex.y), base["mrstft"])
+            add(name, audio_metrics(y, ex.reference, ref_lufs), np.abs(p - ex.y), base)
     result = EvalResult(n=len(examples), exact_share=float(np.mean([e.exact for e in examples])))
     for row, d in acc.items():
         m = {k: float(np.mean([x[k] for x in d["m"]])) for k in d["m"][0]}
@@ -271,10 +282,10 @@ def evaluate_examples(
             err = np.stack(d["err"])
             m["mae"] = float(err.mean())
             m["mae_per_param"] = {p: float(v) for p, v in zip(LABELLED, err.mean(axis=0), strict=True)}
-            m["closer"] = float(np.mean(d["closer"]))
+            m.update({k: float(np.mean(d[k])) for k in closer_keys})
         else:
             m["mae"] = None
-            m["closer"] = None
+            m.update(dict.fromkeys(closer_keys))
         result.rows[row] = m
     order = ["input", "loudnorm", *[k for k in acc if k not in ("input", "loudnorm", "ensemble", "oracle")]]
     order = [k for k in order if k != "house-fit"]
@@ -291,18 +302,16 @@ def evaluate_folder(
     model_names: Sequence[str] = ("cnn", "cnn_large", "ast", "ensemble"),
     models_folder: str | Path | None = None,
     robust_share: float = ROBUST_SHARE,
-    natural: bool = False,
+    house_protocol: bool = False,
 ) -> EvalResult:
     """Build ``n`` mis-mixed examples from the audio files in ``folder`` and evaluate the models.
 
-    References are balanced to the shipped house balance (the training protocol), or with
-    ``natural`` taken as they are (exact-inverse labels only)."""
+    References are the clips as they are (the natural protocol the shipped models are trained on),
+    or with ``house_protocol`` balanced to the shipped house balance first. The ``house-fit`` row
+    (correct toward the house balance by measurement, no learning) is a baseline in both."""
     from .inference import load_model
 
     house = load_house(models_folder)
-    if natural:
-        examples = make_examples(audio_files(folder), n, None, seed, 0.0)
-    else:
-        examples = make_examples(audio_files(folder), n, house, seed, robust_share)
+    examples = make_examples(audio_files(folder), n, house if house_protocol else None, seed, robust_share)
     models = {name: load_model(name, models_folder) for name in model_names}
     return evaluate_examples(examples, models, house)

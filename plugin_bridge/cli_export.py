@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 from .backends import BACKEND_NAMES
 
@@ -13,11 +14,22 @@ EXPORT_CHOICES = ("json", "vstpreset", "fxp", "reaper", "dawdreamer", "midi", "a
 
 def _load_any(path: str, model_id: str | None, backend: str | None):
     """A recipe file as is, or a session file turned into a recipe."""
+    from .errors import FormatError
     from .export.recipe import is_recipe_file, load_recipe, recipe_from_session
 
     if is_recipe_file(path):
         return load_recipe(path)
-    return recipe_from_session(path, model_id=model_id, backend=backend or "pedalboard")
+    if path.lower().endswith(".json") and Path(path).is_file():
+        try:
+            obj = json.loads(Path(path).read_text(encoding="utf-8"))
+        except ValueError:  # not JSON, not UTF-8: load_recipe says why, not "bad session"
+            return load_recipe(path)
+        if not isinstance(obj, dict):
+            return load_recipe(path)
+    try:
+        return recipe_from_session(path, model_id=model_id, backend=backend or "pedalboard")
+    except UnicodeDecodeError as e:
+        raise FormatError(f"{path}: not a recipe or session file (not UTF-8 text: byte {e.start})") from None
 
 
 def _cmd_export(args: argparse.Namespace) -> int:

@@ -1120,3 +1120,34 @@ def test_mix_writes_a_standard_recipe_that_rerenders_the_mastered_mix_and_daw_pr
     report = Path(res.files["report"]).read_text(encoding="utf-8")
     assert "DAW presets in presets/" in report and "render --recipe recipe.json" in report
     assert "export" in res.seconds and not [p for p in out.rglob("*.part*")]
+
+
+# --------------------------------------------------------------------------------------------
+# Export robustness: file modes, bad inputs, no partial output, distinct file names
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["bad é.json", "bad é.yaml"])
+def test_a_non_utf8_source_is_a_one_line_error(tmp_path, capsys, name):
+    src = tmp_path / name
+    src.write_bytes(b"\x00\xff\xfe not text")
+    out = tmp_path / "out"
+    assert main(["export", str(src), "-o", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "not UTF-8" in err and not out.exists()
+    if name.endswith(".json"):
+        assert main(["render", "--recipe", str(src), "-o", str(tmp_path / "x.wav")]) == 1
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "not UTF-8" in err
+
+
+def test_a_broken_json_source_says_why_not_bad_session(tmp_path, capsys):
+    r = recipe_from_chain("default", vector=_vector(), sample_rate=SR)
+    text = r.to_json()
+    (tmp_path / "cut.json").write_text(text[: len(text) // 2], encoding="utf-8")
+    (tmp_path / "list.json").write_text("[1, 2]", encoding="utf-8")
+    assert main(["export", str(tmp_path / "cut.json"), "-o", str(tmp_path / "o")]) == 1
+    assert "not valid JSON" in capsys.readouterr().err
+    assert main(["export", str(tmp_path / "list.json"), "-o", str(tmp_path / "o")]) == 1
+    assert "a recipe must be a JSON object" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()

@@ -515,6 +515,8 @@ def load_recipe(path: str | os.PathLike) -> Recipe:
         raise FormatError(f"{p}: cannot read recipe ({e.strerror or e})") from None
     except json.JSONDecodeError as e:
         raise FormatError(f"{p}: not valid JSON ({e.msg} at line {e.lineno})") from None
+    except UnicodeDecodeError as e:
+        raise FormatError(f"{p}: not a recipe (not UTF-8 text: byte {e.start})") from None
     return recipe_from_dict(data, str(p))
 
 
@@ -525,7 +527,7 @@ def is_recipe_file(path: str | os.PathLike) -> bool:
         return False
     try:
         data = json.loads(p.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
+    except (OSError, ValueError):  # unreadable, not JSON, not UTF-8
         return False
     return isinstance(data, dict) and "format_version" in data
 

@@ -1127,6 +1127,20 @@ def test_mix_writes_a_standard_recipe_that_rerenders_the_mastered_mix_and_daw_pr
 # --------------------------------------------------------------------------------------------
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def test_exported_files_get_the_usual_mode_not_mkstemps_0600(tmp_path):
+    """A DAW running as another user (or a shared folder) must be able to read the presets."""
+    r = recipe_from_chain("default", vector=_vector(), sample_rate=SR)
+    w = export_recipe(r, tmp_path / "o", ("json", "midi"))
+    for p in (*w["json"], *w["midi"]):
+        assert p.stat().st_mode & 0o777 == 0o666 & ~_umask()
+
+
 @pytest.mark.parametrize("name", ["bad é.json", "bad é.yaml"])
 def test_a_non_utf8_source_is_a_one_line_error(tmp_path, capsys, name):
     src = tmp_path / name
@@ -1151,3 +1165,105 @@ def test_a_broken_json_source_says_why_not_bad_session(tmp_path, capsys):
     assert main(["export", str(tmp_path / "list.json"), "-o", str(tmp_path / "o")]) == 1
     assert "a recipe must be a JSON object" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+def test_a_format_that_does_not_apply_creates_no_folder(tmp_path, capsys, session_file):
+    r = recipe_from_chain("default", vector=_vector(), sample_rate=SR)
+    rec = r.save(tmp_path / "r.json")
+    for fmt, src in (("fxp", rec), ("vstpreset", rec), ("midi", session_file)):
+        out = tmp_path / "new é" / f"{fmt} dir"
+        assert main(["export", str(src), "--format", fmt, "-o", str(out)]) == 1
+        assert capsys.readouterr().err.count("\n") == 1
+        assert not (tmp_path / "new é").exists()
+
+
+def test_an_output_path_that_is_a_file_is_a_one_line_error(tmp_path, capsys):
+    rec = recipe_from_chain("default", vector=_vector(), sample_rate=SR).save(tmp_path / "r.json")
+    (tmp_path / "afile").write_text("x", encoding="utf-8")
+    for out in (tmp_path / "afile", tmp_path / "afile" / "sub"):
+        assert main(["export", str(rec), "--format", "json", "-o", str(out)]) == 1
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "cannot create the output folder" in err
+
+
+def test_a_failing_export_removes_what_it_wrote(tmp_path, monkeypatch):
+    from plugin_bridge.export import dawdreamer_script
+
+    def boom(recipe, path):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(dawdreamer_script, "write_script", boom)
+    r = recipe_from_chain("default", vector=_vector(), sample_rate=SR)
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / "keep.txt").write_text("mine", encoding="utf-8")
+    for out in (tmp_path / "fresh é" / "sub", old):
+        with pytest.raises(RuntimeError, match="disk full"):
+            export_recipe(r, out, ("json", "dawdreamer", "midi"))
+    assert not (tmp_path / "fresh é").exists()
+    assert sorted(p.name for p in old.iterdir()) == ["keep.txt"]
+
+
+def test_slots_whose_names_sanitize_alike_get_distinct_files(tmp_path):
+    """``a/b_c`` and ``a_b/c`` (and ``A_b/c``) must not overwrite each other's preset."""
+    states = [
+        PluginState(
+            slot,
+            "vst3",
+            "/usr/lib/vst3/Fake Plugin.vst3",
+            vstpreset.build_vstpreset(FAKE_CLASS, bytes([i]) * 10, b"ctl"),
+            name="Fake",
+            class_id=FAKE_CLASS,
+        )
+        for i, slot in enumerate(["a/b_c", "a_b/c", "A_b/c"])
+    ]
+    r = recipe_from_chain("default", vector=_vector(), sample_rate=SR, plugins=tuple(states))
+    w = export_recipe(r, tmp_path / "o", "vstpreset")
+    assert [p.name for p in w["vstpreset"]] == ["a_b_c.vstpreset", "a_b_c-2.vstpreset", "A_b_c-3.vstpreset"]
+    assert [vstpreset.read_vstpreset(p).component for p in w["vstpreset"]] == [
+        bytes([i]) * 10 for i in range(3)
+    ]
+
+
+@pytest.mark.plugins
+def test_tracks_with_slashes_keep_their_hosted_plugins_and_rfxchains(tmp_path):
+    """A track named ``dr/ums`` gets its own stored ZamCompX2 state in the RPP (its slot is
+    ``dr/ums/comp``; at ratio 1 the built-in would be left out as neutral), and its .RfxChain does
+    not overwrite the one of ``dr_ums``."""
+    _need(ZAM_COMP, "zam-plugins")
+    rpp = pytest.importorskip("rpp", reason="pip install rpp")
+    _wav(tmp_path / "a.wav", seed=1)
+    _wav(tmp_path / "b.wav", seed=2)
+
+    def comp(thr, ratio):
+        return {
+            "effects": [
+                {
+                    "id": "comp",
+                    "type": "compressor",
+                    "plugin": "ZamCompX2",
+                    "params": {"threshold_db": thr, "ratio": ratio, "attack_ms": 10, "release_ms": 100},
+                }
+            ]
+        }
+
+    session = {
+        "tracks": [
+            {"name": "dr/ums", "file": "a.wav", "chain": comp(-30, 1)},
+            {"name": "dr_ums", "file": "b.wav", "chain": comp(-10, 3)},
+        ]
+    }
+    (tmp_path / "s.json").write_text(json.dumps(session), encoding="utf-8")
+    r = recipe_from_session(tmp_path / "s.json", backend="pedalboard")
+    assert [p.slot for p in r.plugins] == ["dr/ums/comp", "dr_ums/comp"]
+    w = export_recipe(r, tmp_path / "o", "reaper", stem="mix")
+    project = rpp.loads((tmp_path / "o" / "mix.RPP").read_text(encoding="utf-8"))
+    for track, state in zip(project.findall("TRACK"), r.plugins, strict=True):
+        assert track.find("FXCHAIN") is not None, track.find("NAME")
+        vsts = track.find("FXCHAIN").findall("VST")
+        assert len(vsts) == 1
+        block = reaper.decode_vst_block(vsts[0].children, vst3=True)
+        assert block.component == vstpreset.parse_vstpreset(state.state).component
+    chains = [p for p in w["reaper"] if p.suffix == ".RfxChain"]
+    assert [p.name for p in chains] == ["dr_ums.RfxChain", "dr_ums-2.RfxChain"]
+    assert chains[0].read_text(encoding="utf-8") != chains[1].read_text(encoding="utf-8")

@@ -15,6 +15,7 @@ when complete).
 
 from __future__ import annotations
 
+import contextvars
 import os
 import tempfile
 from pathlib import Path
@@ -23,6 +24,23 @@ from ..errors import FormatError
 
 #: The ``--format`` names of ``plugin-bridge export``.
 EXPORT_FORMATS = ("json", "vstpreset", "fxp", "reaper", "dawdreamer", "midi")
+
+#: While `export_recipe` runs: the files `write_atomic` has written (removed if the export fails).
+_WRITTEN: contextvars.ContextVar[list[Path] | None] = contextvars.ContextVar("export_written", default=None)
+
+
+def _umask() -> int:
+    """The process umask (read from /proc on Linux: os.umask would change it for other threads)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def write_atomic(path: str | os.PathLike, data: bytes | str) -> Path:
@@ -37,6 +55,7 @@ def write_atomic(path: str | os.PathLike, data: bytes | str) -> Path:
     payload = data.encode("utf-8") if isinstance(data, str) else bytes(data)
     fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".part", dir=folder)
     try:
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; a written file gets the usual mode
         with os.fdopen(fd, "wb") as f:
             f.write(payload)
         os.replace(tmp, p)
@@ -46,13 +65,66 @@ def write_atomic(path: str | os.PathLike, data: bytes | str) -> Path:
         if isinstance(e, OSError):
             raise FormatError(f"{p}: cannot write ({e.strerror or e})") from None
         raise
+    journal = _WRITTEN.get()
+    if journal is not None:
+        journal.append(p)
     return p
 
 
-def _safe_name(name: str) -> str:
+def _safe_name(name: str, default: str = "mix") -> str:
     import re
 
-    return re.sub(r'[\\/:*?"<>|\x00-\x1f]+', "_", name).strip(" .") or "mix"
+    return re.sub(r'[\\/:*?"<>|\x00-\x1f]+', "_", name).strip(" .") or default
+
+
+def unique_file_names(names, default: str = "mix") -> list[str]:
+    """`_safe_name` of each of ``names``, made distinct (case-insensitively) with ``-2``, ``-3``...
+
+    Different slots or tracks (``a/b`` and ``a_b``, ``Drums`` and ``drums``) must not overwrite
+    each other's file.
+    """
+    out: list[str] = []
+    seen: set[str] = set()
+    for name in names:
+        base = _safe_name(name, default)
+        cand, n = base, 1
+        while cand.casefold() in seen:
+            n += 1
+            cand = f"{base}-{n}"
+        seen.add(cand.casefold())
+        out.append(cand)
+    return out
+
+
+def _make_dir(out: Path) -> Path | None:
+    """Create ``out`` (and parents); returns the topmost folder created, or None if it existed."""
+    top = None
+    for d in (out, *out.parents):
+        if d.exists():
+            break
+        top = d
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise FormatError(f"{out}: cannot create the output folder ({e.strerror or e})") from None
+    return top
+
+
+def _undo(written: list[Path], out: Path, top: Path | None) -> None:
+    """Remove the files an export wrote, and the folders it created, after it failed."""
+    for p in written:
+        try:
+            p.unlink()
+        except OSError:
+            pass
+    if top is not None:
+        for d in (out, *out.parents):
+            try:
+                d.rmdir()  # only if empty
+            except OSError:
+                break
+            if d == top:
+                break
 
 
 def export_recipe(
@@ -66,7 +138,9 @@ def export_recipe(
 
     Returns ``{format: [paths]}`` plus ``"notes"`` (text files of what was skipped or approximated).
     A single format that does not apply (``fxp`` without VST2 plugins, ``midi`` for a session) is a
-    `FormatError`; with ``"all"`` such formats are skipped and the reason is kept in the notes.
+    `FormatError`, raised before anything is written; with ``"all"`` such formats are skipped and
+    the reason is kept in the notes. If the export fails, the files it wrote and the folders it
+    created are removed.
     """
     from .recipe import Recipe
 
@@ -76,47 +150,72 @@ def export_recipe(
     for f in wanted:
         if f not in EXPORT_FORMATS:
             raise FormatError(f"unknown export format {f!r}; valid: {', '.join(EXPORT_FORMATS)}, all")
+    if formats != "all":
+        for f in wanted:
+            reason = _not_applicable(recipe, f)
+            if reason:
+                raise FormatError(reason)
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    top = _make_dir(out)
     stem = _safe_name(stem or (Path(recipe.input).stem if recipe.input else "mix"))
     written: dict[str, list[Path]] = {}
     skipped: list[str] = []
-    for f in wanted:
-        try:
-            written[f] = _export_one(recipe, out, f, stem, midi_bits)
-        except FormatError as e:
-            if formats != "all":
-                raise
-            skipped.append(f"{f}: skipped: {e}")
-    if skipped:
-        written["notes"] = [write_atomic(out / f"{stem}.export-notes.txt", "\n".join(skipped) + "\n")]
+    journal: list[Path] = []
+    token = _WRITTEN.set(journal)
+    try:
+        for f in wanted:
+            try:
+                written[f] = _export_one(recipe, out, f, stem, midi_bits)
+            except FormatError as e:
+                if formats != "all":
+                    raise
+                skipped.append(f"{f}: skipped: {e}")
+        if skipped:
+            written["notes"] = [write_atomic(out / f"{stem}.export-notes.txt", "\n".join(skipped) + "\n")]
+    except BaseException:
+        _undo(journal, out, top)
+        raise
+    finally:
+        _WRITTEN.reset(token)
     return written
 
 
+def _not_applicable(recipe, fmt: str) -> str | None:
+    """Why ``fmt`` cannot be exported from ``recipe`` (None when it can)."""
+    if fmt in ("vstpreset", "fxp"):
+        want = "vst3" if fmt == "vstpreset" else "vst2"
+        if any(p.format == want for p in recipe.plugins):
+            return None
+        others = ", ".join(f"{p.slot} ({p.format})" for p in recipe.plugins) or "none"
+        if fmt == "fxp":
+            return f".fxp applies to VST2 plugins only; this recipe's third-party plugins: {others}"
+        return (
+            f".vstpreset applies to VST3 plugins only; this recipe's third-party plugins: {others}. "
+            "Built-in effects are exported as mapped ZamCompX2/ZamEQ2/... states with --format reaper"
+        )
+    if fmt == "midi" and recipe.kind != "chain":
+        return "MIDI CC export needs a chain recipe (a parameter space to map); a session has none"
+    return None
+
+
 def _export_one(recipe, out: Path, fmt: str, stem: str, midi_bits: int) -> list[Path]:
+    reason = _not_applicable(recipe, fmt)
+    if reason:
+        raise FormatError(reason)
     if fmt == "json":
         return [recipe.save(out / f"{stem}.recipe.json")]
     if fmt == "vstpreset":
         from .vstpreset import write_vstpreset
 
         vst3 = [p for p in recipe.plugins if p.format == "vst3"]
-        if not vst3:
-            others = ", ".join(f"{p.slot} ({p.format})" for p in recipe.plugins) or "none"
-            raise FormatError(
-                f".vstpreset applies to VST3 plugins only; this recipe's third-party plugins: {others}. "
-                "Built-in effects are exported as mapped ZamCompX2/ZamEQ2/... states with --format reaper"
-            )
-        return [write_vstpreset(out / f"{_safe_name(p.slot)}.vstpreset", p.state) for p in vst3]
+        names = unique_file_names([p.slot for p in vst3], "plugin")
+        return [write_vstpreset(out / f"{n}.vstpreset", p.state) for n, p in zip(names, vst3, strict=True)]
     if fmt == "fxp":
         from .fxp import write_fxp
 
         vst2 = [p for p in recipe.plugins if p.format == "vst2"]
-        if not vst2:
-            others = ", ".join(f"{p.slot} ({p.format})" for p in recipe.plugins) or "none"
-            raise FormatError(
-                f".fxp applies to VST2 plugins only; this recipe's third-party plugins: {others}"
-            )
-        return [write_fxp(out / f"{_safe_name(p.slot)}.fxp", p.state) for p in vst2]
+        names = unique_file_names([p.slot for p in vst2], "plugin")
+        return [write_fxp(out / f"{n}.fxp", p.state) for n, p in zip(names, vst2, strict=True)]
     if fmt == "reaper":
         from .reaper import export_reaper
 
@@ -130,10 +229,6 @@ def _export_one(recipe, out: Path, fmt: str, stem: str, midi_bits: int) -> list[
     if fmt == "midi":
         from .midi_cc import write_midi
 
-        if recipe.kind != "chain":
-            raise FormatError(
-                "MIDI CC export needs a chain recipe (a parameter space to map); a session has none"
-            )
         space = recipe.chain_object().space
         return [write_midi(out / f"{stem}.cc{midi_bits}.mid", space, recipe.vector, midi_bits)]
     raise FormatError(f"unknown export format {fmt!r}")

@@ -50,7 +50,7 @@ from pathlib import Path
 
 from ..effects import Effect
 from ..errors import FormatError
-from . import write_atomic
+from . import unique_file_names, write_atomic
 from .fxp import parse_fxp
 from .recipe import PluginState, Recipe, session_of
 from .vstpreset import parse_vstpreset
@@ -459,6 +459,22 @@ def _nodes_from_recipe(recipe: Recipe) -> tuple[list[dict], dict | None, int]:
     return nodes, master, int(recipe.sample_rate or 44100)
 
 
+def _slot_owner(slot: str, kind: str, nodes: Sequence[dict], master: dict | None) -> str:
+    """The track or bus a plugin slot (``track/effect`` in a session) belongs to.
+
+    Track names may contain ``/`` (``dr/ums/comp`` is effect ``comp`` of track ``dr/ums``): the
+    slot is matched against every node's ``name/effect id`` first, then the longest name prefix.
+    """
+    if kind != "session":
+        return nodes[0]["name"]
+    every = [*nodes, master] if master is not None else list(nodes)
+    for n in every:
+        if any(slot == f"{n['name']}/{e.id}" for e in n["effects"]):
+            return n["name"]
+    prefixed = [n["name"] for n in every if slot.startswith(n["name"] + "/")]
+    return max(prefixed, key=len) if prefixed else slot.split("/", 1)[0]
+
+
 def project_text(
     recipe: Recipe, plugin_dir: str = VST3_DIR
 ) -> tuple[str, dict[str, FxChainExport], list[str]]:
@@ -468,8 +484,7 @@ def project_text(
     nodes, master, sample_rate = _nodes_from_recipe(recipe)
     extra: dict[str, list[PluginState]] = {}
     for p in recipe.plugins:
-        owner = p.slot.split("/", 1)[0] if "/" in p.slot else nodes[0]["name"]
-        extra.setdefault(owner, []).append(p)
+        extra.setdefault(_slot_owner(p.slot, recipe.kind, nodes, master), []).append(p)
     index = {n["name"]: i for i, n in enumerate(nodes)}
     chains: dict[str, FxChainExport] = {}
     notes: list[str] = []
@@ -532,12 +547,6 @@ def project_text(
     return "\n".join(lines) + "\n", chains, notes
 
 
-def _safe(name: str) -> str:
-    import re
-
-    return re.sub(r'[\\/:*?"<>|\x00-\x1f]+', "_", name).strip() or "track"
-
-
 def export_reaper(
     recipe: Recipe, out_dir: str | os.PathLike, stem: str = "mix", plugin_dir: str = VST3_DIR
 ) -> ReaperExport:
@@ -551,10 +560,12 @@ def export_reaper(
     project = write_atomic(out / f"{stem}.RPP", text)
     written = []
     plugins: list[PluginState] = []
-    for name, fx in chains.items():
+    with_fx = [(name, fx) for name, fx in chains.items() if fx.blocks]
+    files = unique_file_names([name for name, _ in with_fx], "track")
+    for fx in chains.values():
         plugins += fx.plugins
-        if fx.blocks:
-            written.append(write_atomic(out / f"{_safe(name)}.RfxChain", rfxchain_text(fx, "track/" + name)))
+    for file, (name, fx) in zip(files, with_fx, strict=True):
+        written.append(write_atomic(out / f"{file}.RfxChain", rfxchain_text(fx, "track/" + name)))
     if notes:
         write_atomic(out / f"{stem}.reaper-notes.txt", "\n".join(notes) + "\n")
     return ReaperExport(project, written, notes, plugins)

@@ -200,6 +200,8 @@ def read_structured_file(path: Path) -> object:
         text = path.read_text(encoding="utf-8")
     except OSError as e:
         raise ChainError(f"{path}: cannot read ({e.strerror or e})") from None
+    except UnicodeDecodeError as e:
+        raise ChainError(f"{path}: not UTF-8 text (byte {e.start})") from None
     try:
         if path.suffix.lower() == ".json":
             return json.loads(text)

@@ -14,7 +14,6 @@ EXPORT_CHOICES = ("json", "vstpreset", "fxp", "reaper", "dawdreamer", "midi", "a
 
 def _load_any(path: str, model_id: str | None, backend: str | None):
     """A recipe file as is, or a session file turned into a recipe."""
-    from .errors import FormatError
     from .export.recipe import is_recipe_file, load_recipe, recipe_from_session
 
     if is_recipe_file(path):
@@ -26,10 +25,7 @@ def _load_any(path: str, model_id: str | None, backend: str | None):
             return load_recipe(path)
         if not isinstance(obj, dict):
             return load_recipe(path)
-    try:
-        return recipe_from_session(path, model_id=model_id, backend=backend or "pedalboard")
-    except UnicodeDecodeError as e:
-        raise FormatError(f"{path}: not a recipe or session file (not UTF-8 text: byte {e.start})") from None
+    return recipe_from_session(path, model_id=model_id, backend=backend or "pedalboard")
 
 
 def _cmd_export(args: argparse.Namespace) -> int:

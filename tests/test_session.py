@@ -175,3 +175,17 @@ def test_backends_agree_on_a_session(tmp_path, stems, backend):
     assert got.shape == ref.shape
     err = 10 * np.log10(np.mean((got - ref) ** 2) / np.mean(ref**2))
     assert err < -40, f"residual {err:.1f} dB"
+
+
+@pytest.mark.parametrize("name", ["bad é.yaml", "bad.json"])
+def test_a_non_utf8_session_file_is_a_one_line_error(tmp_path, capsys, name):
+    from plugin_bridge.cli import main
+
+    src = tmp_path / name
+    src.write_bytes(b"\x00\xff\xfe not text")
+    with pytest.raises(SessionError, match="not UTF-8"):
+        load_session(src)
+    out = tmp_path / "mix.wav"
+    assert main(["render-session", str(src), "-o", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "not UTF-8" in err and not out.exists()

@@ -36,6 +36,7 @@ from plugin_bridge.ml.corpus import (
     RULE_VALUES,
     THETA_RANGES,
     estimate_house,
+    load_house,
     load_manifest,
     make_dataset,
 )
@@ -121,49 +122,13 @@ def _md_card(card: dict) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("corpus_dir")
-    ap.add_argument("-o", "--out", default="models")
-    ap.add_argument("--n-train", type=int, default=16000)
-    ap.add_argument("--n-val", type=int, default=1500)
-    ap.add_argument("--n-test", type=int, default=300)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--tiny", action="store_true", help="seconds-long smoke configuration")
-    ap.add_argument("--models", default=",".join(MODEL_NAMES))
-    ap.add_argument(
-        "--protocol",
-        default="natural",
-        choices=sorted(PROTOCOLS),
-        help="natural: references as they are (shipped); house: references balanced to the house curve",
-    )
-    args = ap.parse_args(argv)
+def train_all(args, by_split, counts, sources, house, target, out, space, names):
+    """Datasets, training, ONNX export and the ensemble weights; writes the cards' training part.
+    Returns ``(histories, dataset seconds)``."""
     import torch
 
     torch.set_num_threads(2)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    t_all = time.perf_counter()
-    songs = load_manifest(args.corpus_dir)
-    by_split = {k: [s for s in songs if s.split == k] for k in ("train", "val", "test")}
-    if not by_split["val"]:
-        by_split["val"] = by_split["train"][:1]
-    if not by_split["test"]:
-        by_split["test"] = by_split["val"]
-    counts = {k: len(v) for k, v in by_split.items()}
-    sources = sorted({s.source for s in songs})
-    print(f"corpus: {counts} songs from {', '.join(sources)}", flush=True)
     t = time.perf_counter()
-    train_audio = [to_feature_rate(*read_audio(s.path)) for s in by_split["train"]]
-    house = estimate_house(train_audio, clips_per_song=4 if args.tiny else 12, seed=args.seed)
-    del train_audio
-    house.save(out / HOUSE_FILE)
-    print(
-        f"house balance: side/mid {house.side_mid_db:.1f} dB ({house.source}) in {time.perf_counter() - t:.0f} s"
-    )
-    t = time.perf_counter()
-    target = house if args.protocol == "house" else None  # what the references are balanced to
     cache = Path(args.corpus_dir) / f"dataset_{args.protocol}_s{args.seed}_n{args.n_train}_{args.n_val}.npz"
     if cache.is_file() and not args.tiny:
         z = np.load(cache)
@@ -180,9 +145,7 @@ def main(argv: list[str] | None = None) -> int:
             )
     data_s = time.perf_counter() - t
     print(f"datasets: train {len(train['y'])}, val {len(val['y'])} examples in {data_s:.0f} s", flush=True)
-    space = load_chain("default").space
     configs = TINY if args.tiny else CONFIGS
-    names = [n for n in args.models.split(",") if n]
     base_card = {
         "space_version": space.version,
         "space_fingerprint": space.fingerprint,
@@ -261,6 +224,62 @@ def main(argv: list[str] | None = None) -> int:
     )
     (out / "ensemble.json").write_text(json.dumps(ens_card, indent=1), encoding="utf-8")
     print("validation MAE:", {k: round(v, 4) for k, v in ens_card["val_mae"].items()}, flush=True)
+    return histories, data_s
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("corpus_dir")
+    ap.add_argument("-o", "--out", default="models")
+    ap.add_argument("--n-train", type=int, default=16000)
+    ap.add_argument("--n-val", type=int, default=1500)
+    ap.add_argument("--n-test", type=int, default=300)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--tiny", action="store_true", help="seconds-long smoke configuration")
+    ap.add_argument("--models", default=",".join(MODEL_NAMES))
+    ap.add_argument(
+        "--eval-only", action="store_true", help="re-run the test evaluation and cards of the models in -o"
+    )
+    ap.add_argument(
+        "--protocol",
+        default="natural",
+        choices=sorted(PROTOCOLS),
+        help="natural: references as they are (shipped); house: references balanced to the house curve",
+    )
+    args = ap.parse_args(argv)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    t_all = time.perf_counter()
+    songs = load_manifest(args.corpus_dir)
+    by_split = {k: [s for s in songs if s.split == k] for k in ("train", "val", "test")}
+    if not by_split["val"]:
+        by_split["val"] = by_split["train"][:1]
+    if not by_split["test"]:
+        by_split["test"] = by_split["val"]
+    counts = {k: len(v) for k, v in by_split.items()}
+    sources = sorted({s.source for s in songs})
+    print(f"corpus: {counts} songs from {', '.join(sources)}", flush=True)
+    t = time.perf_counter()
+    if args.eval_only:
+        house = load_house(out)
+    else:
+        train_audio = [to_feature_rate(*read_audio(s.path)) for s in by_split["train"]]
+        house = estimate_house(train_audio, clips_per_song=4 if args.tiny else 12, seed=args.seed)
+        del train_audio
+        house.save(out / HOUSE_FILE)
+    print(
+        f"house balance: side/mid {house.side_mid_db:.1f} dB ({house.source}) in {time.perf_counter() - t:.0f} s"
+    )
+    space = load_chain("default").space
+    names = [n for n in args.models.split(",") if n]
+    target = house if args.protocol == "house" else None  # what the references are balanced to
+    if args.eval_only:  # re-evaluate trained models: timings of the training run are kept
+        prev = json.loads((out / "results.json").read_text(encoding="utf-8"))
+        data_s, train_seconds = prev["dataset_seconds"], prev["train_seconds"]
+    else:
+        histories, data_s = train_all(args, by_split, counts, sources, house, target, out, space, names)
+        train_seconds = {n: h["seconds"] for n, (_, h) in histories.items()}
     # held-out test split
     models = {n: load_model(n, out, space) for n in [*names, "ensemble"]}
     test_paths = [s.path for s in by_split["test"]]
@@ -296,7 +315,7 @@ def main(argv: list[str] | None = None) -> int:
         "per_param_table_other_protocol": other.per_param_table(),
         "inference_ms": {n: {"features_ms": f, "predict_ms": p} for n, (f, p) in timings.items()},
         "dataset_seconds": data_s,
-        "train_seconds": {n: h["seconds"] for n, (_, h) in histories.items()},
+        "train_seconds": train_seconds,
         "total_seconds": time.perf_counter() - t_all,
     }
     for n in [*names, "ensemble"]:

@@ -250,6 +250,33 @@ def test_tiny_training_exports_onnx_with_cards(tiny):
 
 
 @pytest.mark.slow
+def test_eval_only_re_evaluates_without_retraining(tiny, tmp_path):
+    """``--eval-only`` rewrites the test tables and cards of trained models, leaves the ONNX files
+    alone, and the table's ``input`` row carries the "change nothing" baseline MAE."""
+    root, out = tiny
+    again = tmp_path / "models"
+    shutil.copytree(out, again)
+    before = {p.name: p.read_bytes() for p in again.glob("*.onnx")}
+    (again / "results.json").unlink()
+    (again / "results.json").write_text(json.dumps({"dataset_seconds": 1.5, "train_seconds": {"cnn": 2.0}}))
+    sys.path.insert(0, str(ROOT / "render_scripts"))
+    try:
+        import train_models
+    finally:
+        sys.path.pop(0)
+    args = [str(root), "-o", str(again), "--tiny", "--n-test", "4", "--eval-only"]
+    assert train_models.main(args) == 0
+    assert {p.name: p.read_bytes() for p in again.glob("*.onnx")} == before
+    res = json.loads((again / "results.json").read_text())
+    assert res["train_seconds"] == {"cnn": 2.0} and res["protocol"] == "natural"
+    rows = res["test"]["rows"]
+    assert rows["input"]["mae"] > 0 and rows["input"]["closer"] is None
+    assert 0.0 <= rows["ensemble"]["closer_balance"] <= 1.0
+    card = json.loads((again / "cnn.json").read_text())
+    assert card["test"]["mae"] == pytest.approx(rows["cnn"]["mae"])
+
+
+@pytest.mark.slow
 def test_other_space_version_is_a_clear_error(tiny, tmp_path):
     from plugin_bridge.ml.inference import ModelError, load_model
 

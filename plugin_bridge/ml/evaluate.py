@@ -1,7 +1,8 @@
 """Evaluation anyone can re-run: mis-mix reference tracks with the training protocol, correct them with
 each model, and compare parameters and audio with the reference.
 
-Rows of the table: ``input`` (unprocessed mis-mix), ``loudnorm`` (the input normalised to the
+Rows of the table: ``input`` (unprocessed mis-mix; its parameter MAE is that of predicting "change
+nothing", the neutral vector), ``loudnorm`` (the input normalised to the
 reference's loudness, nothing else), one row per model, ``ensemble``, and ``oracle`` (the true labels:
 the best the chain can do; below 1.0 only for the approximately-labelled robust examples).
 
@@ -240,21 +241,23 @@ def evaluate_examples(
     closer_keys = {"closer": "mrstft", "closer_balance": "balance_db", "closer_width": "width_db"}
 
     def add(
-        row: str, metrics: Mapping[str, float], err: np.ndarray | None, base: Mapping[str, float]
+        row: str, metrics: Mapping[str, float], err: np.ndarray | None, base: Mapping[str, float] | None
     ) -> None:
         d = acc.setdefault(row, {"m": [], "err": [], **{k: [] for k in closer_keys}})
         d["m"].append(metrics)
         if err is not None:
             d["err"].append(err)
-        for k, metric in closer_keys.items():
-            d[k].append(metrics[metric] < base[metric])
+        if base is not None:
+            for k, metric in closer_keys.items():
+                d[k].append(metrics[metric] < base[metric])
+
+    neutral = normalized_labels({k: 1.0 if k == "width.width" else 0.0 for k in LABELLED})
 
     for ex in examples:
         ref_lufs = _lufs(ex.reference)
         base = audio_metrics(ex.mixed, ex.reference, ref_lufs)
-        never = dict.fromkeys(closer_keys.values(), math.inf)
-        add("input", base, None, never)
-        add("loudnorm", dict(base, lufs_diff=0.0), None, never)
+        add("input", base, np.abs(neutral - ex.y), None)
+        add("loudnorm", dict(base, lufs_diff=0.0), None, None)
         mel, glob = clip_features(ex.mixed)
         preds: dict[str, np.ndarray] = {}
         for name, model in models.items():
@@ -278,14 +281,12 @@ def evaluate_examples(
     result = EvalResult(n=len(examples), exact_share=float(np.mean([e.exact for e in examples])))
     for row, d in acc.items():
         m = {k: float(np.mean([x[k] for x in d["m"]])) for k in d["m"][0]}
+        m["mae"] = m["mae_per_param"] = None
         if d["err"]:
             err = np.stack(d["err"])
             m["mae"] = float(err.mean())
             m["mae_per_param"] = {p: float(v) for p, v in zip(LABELLED, err.mean(axis=0), strict=True)}
-            m.update({k: float(np.mean(d[k])) for k in closer_keys})
-        else:
-            m["mae"] = None
-            m.update(dict.fromkeys(closer_keys))
+        m.update({k: float(np.mean(d[k])) if d[k] else None for k in closer_keys})
         result.rows[row] = m
     order = ["input", "loudnorm", *[k for k in acc if k not in ("input", "loudnorm", "ensemble", "oracle")]]
     order = [k for k in order if k != "house-fit"]

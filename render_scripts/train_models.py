@@ -275,8 +275,12 @@ def main(argv: list[str] | None = None) -> int:
     names = [n for n in args.models.split(",") if n]
     target = house if args.protocol == "house" else None  # what the references are balanced to
     if args.eval_only:  # re-evaluate trained models: timings of the training run are kept
-        prev = json.loads((out / "results.json").read_text(encoding="utf-8"))
-        data_s, train_seconds = prev["dataset_seconds"], prev["train_seconds"]
+        prev = out / "results.json"
+        data_s = (
+            json.loads(prev.read_text(encoding="utf-8")).get("dataset_seconds") if prev.is_file() else None
+        )
+        cards = {n: json.loads((out / f"{n}.json").read_text(encoding="utf-8")) for n in names}
+        train_seconds = {n: c["training"]["history"]["seconds"] for n, c in cards.items()}
     else:
         histories, data_s = train_all(args, by_split, counts, sources, house, target, out, space, names)
         train_seconds = {n: h["seconds"] for n, (_, h) in histories.items()}

@@ -109,9 +109,11 @@ def _md_card(card: dict) -> str:
         f"## Held-out test split ({t['n']} examples from {card['data']['songs']['test']} test songs, "
         f"{100 * t['exact_share']:.0f} % exact labels)",
         "",
-        f"mean MAE (normalized) {t['mae']:.4f}; render closer to the reference than the input on "
-        f"{100 * t['closer']:.0f} % of examples; MR-STFT {t['mrstft']:.3f} (input {t['input_mrstft']:.3f}); "
-        f"1/3-octave balance {t['balance_db']:.2f} dB (input {t['input_balance_db']:.2f} dB).",
+        f"mean MAE (normalized) {t['mae']:.4f} (changing nothing: {t['input_mae']:.4f}); render closer to the "
+        f"reference than the input on {100 * t['closer']:.0f} % of examples by MR-STFT, "
+        f"{100 * t['closer_balance']:.0f} % by 1/3-octave balance, {100 * t['closer_width']:.0f} % by width; "
+        f"MR-STFT {t['mrstft']:.3f} (input {t['input_mrstft']:.3f}); balance {t['balance_db']:.2f} dB "
+        f"(input {t['input_balance_db']:.2f} dB); width {t['width_db']:.2f} dB (input {t['input_width_db']:.2f} dB).",
         "",
         "| parameter | MAE (normalized) | MAE (real units) |",
         "|---|---|---|",
@@ -335,6 +337,10 @@ def main(argv: list[str] | None = None) -> int:
                 p: r["mae_per_param"][p] * (space.spec(p).max - space.spec(p).min) for p in LABELLED
             },
             "closer": r["closer"],
+            "closer_balance": r["closer_balance"],
+            "closer_width": r["closer_width"],
+            "input_mae": res.rows["input"]["mae"],
+            "input_width_db": res.rows["input"]["width_db"],
             "mrstft": r["mrstft"],
             "balance_db": r["balance_db"],
             "width_db": r["width_db"],

@@ -611,7 +611,13 @@ DPL_URI = "http://gareus.org/oss/lv2/dpl#stereo"
 PLUGGED_VECTOR = "0.5,0.3,0.5,0.7"
 
 
-def _plugged_chain(folder: Path, comp: str = "ZamCompX2", reverb: str | None = None, limiter: bool = False):
+def _plugged_chain(
+    folder: Path,
+    comp: str = "ZamCompX2",
+    reverb: str | None = None,
+    limiter: bool = False,
+    room_size: float = 0.6,
+):
     """A chain file whose comp (``comp``) and mid (ZamEQ2, mono-only) slots, and optionally a reverb
     and an x42 dpl limiter, name plugins; saved in ``folder`` under a name with a space and an é."""
     import yaml
@@ -639,7 +645,12 @@ def _plugged_chain(folder: Path, comp: str = "ZamCompX2", reverb: str | None = N
     ]
     if reverb:
         effects.append(
-            {"id": "verb", "type": "reverb", "plugin": reverb, "params": {"room_size": 0.6, "wet_level": 0.3}}
+            {
+                "id": "verb",
+                "type": "reverb",
+                "plugin": reverb,
+                "params": {"room_size": room_size, "wet_level": 0.3},
+            }
         )
     if limiter:
         effects.append(
@@ -728,7 +739,9 @@ def test_vst2_slot_recipe_rerenders_bit_identically_on_dawdreamer(tmp_path):
 @pytest.mark.dawdreamer
 def test_dragonfly_slot_recipe_rerenders_with_the_same_energy(tmp_path):
     """Dragonfly's reverb is not sample-deterministic (two fresh instances differ by ~1e-3), so its
-    re-render is compared by energy, in total and in the tail after the input ends."""
+    re-render is compared by energy, in total and in the tail after the input ends. Two plain renders
+    of the same chain were measured here to differ by up to 0.08 dB in tail energy (0.001 dB in
+    total), so the tail is held to 0.3 dB; a reverb state off by a shorter decay misses it by far."""
     _need(DRAGONFLY, "dragonfly-reverb-vst")
     _need(ZAM_COMP_VST2, "zam-plugins")
     _dawdreamer()
@@ -744,9 +757,21 @@ def test_dragonfly_slot_recipe_rerenders_with_the_same_energy(tmp_path):
     a, _ = sf.read(d / "a.wav", dtype="float64")
     b, _ = sf.read(d / "b.wav", dtype="float64")
     assert a.shape == b.shape
-    for part in (slice(None), slice(SR, None)):  # all, and the reverb tail alone
+    tail = slice(SR, None)
+    for part, tol_db in ((slice(None), 0.05), (tail, 0.3)):  # all, and the reverb tail alone
         ea, eb = float(np.sum(a[part] ** 2)), float(np.sum(b[part] ** 2))
-        assert ea > 1e-6 and abs(10 * np.log10(eb / ea)) < 0.1
+        assert ea > 1e-6 and abs(10 * np.log10(eb / ea)) < tol_db
+    # the check can fail: a recipe whose reverb state has a shorter decay is far outside it
+    (d / "short").mkdir()
+    short = recipe_from_chain(
+        _plugged_chain(d / "short", reverb="DragonflyRoomReverb", room_size=0.3),
+        vector=_vec(),
+        input_path=src,
+        backend="dawdreamer",
+    )
+    render_recipe(short, d / "c.wav")
+    c, _ = sf.read(d / "c.wav", dtype="float64")
+    assert abs(10 * np.log10(np.sum(c[tail] ** 2) / np.sum(a[tail] ** 2))) > 1.0
 
 
 @pytest.mark.plugins

@@ -14,11 +14,14 @@ EXPORT_CHOICES = ("json", "vstpreset", "fxp", "reaper", "dawdreamer", "midi", "a
 
 def _load_any(path: str, model_id: str | None, backend: str | None):
     """A recipe file as is, or a session file turned into a recipe."""
+    from .errors import FormatError
     from .export.recipe import is_recipe_file, load_recipe, recipe_from_session
 
+    if not Path(path).is_file():
+        raise FormatError(f"{path}: no such recipe or session file")
     if is_recipe_file(path):
         return load_recipe(path)
-    if path.lower().endswith(".json") and Path(path).is_file():
+    if path.lower().endswith(".json"):
         try:
             obj = json.loads(Path(path).read_text(encoding="utf-8"))
         except ValueError:  # not JSON, not UTF-8: load_recipe says why, not "bad session"

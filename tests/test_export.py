@@ -1292,3 +1292,11 @@ def test_tracks_with_slashes_keep_their_hosted_plugins_and_rfxchains(tmp_path):
     chains = [p for p in w["reaper"] if p.suffix == ".RfxChain"]
     assert [p.name for p in chains] == ["dr_ums.RfxChain", "dr_ums-2.RfxChain"]
     assert chains[0].read_text(encoding="utf-8") != chains[1].read_text(encoding="utf-8")
+
+
+def test_a_missing_source_is_a_one_line_error_naming_it(tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["export", str(tmp_path / "nope é.json"), "-o", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "nope é.json: no such recipe or session file" in err
+    assert not out.exists()

@@ -1,30 +1,31 @@
-"""Training material and labels: house-balanced reference clips, mis-mixed by the chain's exact inverse.
+"""Training material and labels: reference clips mis-mixed by the chain's exact inverse or by foreign
+degradations, each label a chain setting that provably brings the input back to its reference.
 
-Protocol (full text in ``models/README.md``):
+Protocols (full text in ``models/README.md``):
 
-1. **House balance** (`HouseBalance`, shipped as ``models/house_balance.json``): the median over the
-   training songs of the long-term mid spectrum shape in the 64 mel bands of the features, the
-   median side/mid ratio, and a mid RMS of `REFERENCE_RMS_DB` dBFS. It defines "well balanced".
-2. A *reference* is a `CLIP_S`-second clip of a source song balanced to it with the chain's own
-   tools (`balance_reference`): the five chain EQs fitted to the house curve and applied until a new
-   fit asks for less than `BALANCED_DB` per band (a fixed point of the fit), the side scaled to the
-   house side/mid ratio, the level set. Clips that cannot be balanced (mono, band-limited) are
-   redrawn.
-3. Draw a corrective vector theta over the *labelled* part of the ``mix-v1`` space (`LABELLED`:
+- **natural** (the shipped models): a *reference* is a `CLIP_S`-second clip of a source song as it is
+  (`reference_clip`, level set to `REFERENCE_RMS_DB` dBFS mid RMS).
+- **house**: the reference is first balanced to the *house balance* (`HouseBalance`, shipped as
+  ``models/house_balance.json``: the training songs' median long-term mid spectrum shape in the 64
+  mel bands of the features, median side/mid ratio, `REFERENCE_RMS_DB`) with the chain's own EQs
+  until a new fit asks for less than `BALANCED_DB` per band (`balance_reference`), so the label is
+  identifiable from the input; clips that cannot be balanced (mono, band-limited) are redrawn.
+
+Then, in both:
+
+1. Draw a corrective vector theta over the *labelled* part of the ``mix-v1`` space (`LABELLED`:
    input gain, the five EQ gains, stereo width); every other parameter is set by `RULE_VALUES`.
-4. Build the mis-mixed input with the exact inverse of the chain: width ``1 / w`` (mid/side, exact),
+2. Build the mis-mixed input with the exact inverse of the chain: width ``1 / w`` (mid/side, exact),
    each RBJ/JUCE biquad with its gain negated at the same frequency and Q (for these cookbook
    shelves and peaks ``H(f; -g) = 1 / H(f; g)`` exactly), and a gain of ``-g`` dB. With the
    compressor off (ratio 1), reverb and delay dry and output at 0 dB, the chain is linear and
    time-invariant, so ``chain(theta)(mis-mix) == reference`` to float rounding: the label provably
    produces the target (`tests/test_ml.py` checks it against the numpy and pedalboard backends).
-   Because the reference is a fixed point of the house fit, theta is also what the input measures
-   as (`house_labels` recovers it to ~0.006 normalized MAE): the label is identifiable from the
-   input alone.
-5. Robustness: a share `ROBUST_SHARE` of examples is degraded instead by EQs the chain does not
+3. Robustness: a share `ROBUST_SHARE` of examples is degraded instead by EQs the chain does not
    have (random shelf/peak types, corner frequencies and Qs), a width change and a level offset.
-   Their label is `house_labels`: the chain values that bring the degraded clip back to the house
-   balance (EQ fitted to the curve, then width and level set exactly).
+   Their label is `house_labels` against the reference's own balance (`clip_balance`, natural) or
+   the house balance (house): the EQ gains fitted by least squares to that balance, then the width
+   and level that reach it exactly.
 
 Source songs are split into train / validation / test by song, never by clip (`assign_splits`).
 """

@@ -13,20 +13,20 @@ EXPORT_CHOICES = ("json", "vstpreset", "fxp", "reaper", "dawdreamer", "midi", "a
 
 
 def _load_any(path: str, model_id: str | None, backend: str | None):
-    """A recipe file as is, or a session file turned into a recipe."""
+    """A recipe file as is, or a session file turned into a recipe (a ``.json`` is parsed once to
+    tell them apart: an object with ``format_version`` is a recipe)."""
     from .errors import FormatError
-    from .export.recipe import is_recipe_file, load_recipe, recipe_from_session
+    from .export.recipe import load_recipe, recipe_from_session
 
-    if not Path(path).is_file():
+    p = Path(path)
+    if not p.is_file():
         raise FormatError(f"{path}: no such recipe or session file")
-    if is_recipe_file(path):
-        return load_recipe(path)
-    if path.lower().endswith(".json"):
+    if p.suffix.lower() == ".json":
         try:
-            obj = json.loads(Path(path).read_text(encoding="utf-8"))
-        except ValueError:  # not JSON, not UTF-8: load_recipe says why, not "bad session"
+            obj = json.loads(p.read_text(encoding="utf-8"))
+        except (OSError, ValueError):  # unreadable, not JSON, not UTF-8: load_recipe says why
             return load_recipe(path)
-        if not isinstance(obj, dict):
+        if not isinstance(obj, dict) or "format_version" in obj:
             return load_recipe(path)
     return recipe_from_session(path, model_id=model_id, backend=backend or "pedalboard")
 

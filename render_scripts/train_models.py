@@ -56,24 +56,25 @@ TINY = {
     "cnn_large": TrainConfig("cnn_large", epochs=1, batch_size=16, kwargs={"width": 4}),
     "ast": TrainConfig("ast", epochs=1, batch_size=16, kwargs={"dim": 16, "depth": 1, "heads": 2}),
 }
-PROTOCOLS = {}
-PROTOCOLS["natural"] = (
-    "Reference clips (3 s) of the training songs as they are (level set to -20 dBFS mid RMS), mis-mixed by the "
-    f"exact inverse of the chain for a random corrective theta over {len(LABELLED)} labelled parameters (label = "
-    f"theta); {int(100 * ROBUST_SHARE)} % of examples instead degraded by random shelf/peak EQs (other corners and "
-    "Qs), width and level, labelled by the chain values that bring them back to their own reference (least-squares "
-    "EQ fit to the reference's long-term spectrum, exact width and level). The model cannot see a song's own "
-    "balance, so it learns the correction that is best on average over songs. Other parameters by rule. See "
-    "models/README.md."
-)
-PROTOCOLS["house"] = (
-    "Reference clips (3 s) balanced to the house balance (house_balance.json: the training songs' median "
-    "long-term spectrum, side/mid ratio, mid RMS -20 dBFS) with the chain's own EQ, then mis-mixed by the exact "
-    f"inverse of the chain for a random corrective theta over {len(LABELLED)} labelled parameters (label = theta); "
-    f"{int(100 * ROBUST_SHARE)} % of examples instead degraded by random shelf/peak EQs (other corners and Qs), "
-    "width and level, labelled by the chain values that bring them back to the house balance. Other parameters "
-    "by rule. See models/README.md."
-)
+PROTOCOLS = {
+    "natural": (
+        "Reference clips (3 s) of the training songs as they are (level set to -20 dBFS mid RMS), mis-mixed by the "
+        f"exact inverse of the chain for a random corrective theta over {len(LABELLED)} labelled parameters (label = "
+        f"theta); {int(100 * ROBUST_SHARE)} % of examples instead degraded by random shelf/peak EQs (other corners and "
+        "Qs), width and level, labelled by the chain values that bring them back to their own reference (least-squares "
+        "EQ fit to the reference's long-term spectrum, exact width and level). The model cannot see a song's own "
+        "balance, so it learns the correction that is best on average over songs. Other parameters by rule. See "
+        "models/README.md."
+    ),
+    "house": (
+        "Reference clips (3 s) balanced to the house balance (house_balance.json: the training songs' median "
+        "long-term spectrum, side/mid ratio, mid RMS -20 dBFS) with the chain's own EQ, then mis-mixed by the exact "
+        f"inverse of the chain for a random corrective theta over {len(LABELLED)} labelled parameters (label = theta); "
+        f"{int(100 * ROBUST_SHARE)} % of examples instead degraded by random shelf/peak EQs (other corners and Qs), "
+        "width and level, labelled by the chain values that bring them back to the house balance. Other parameters "
+        "by rule. See models/README.md."
+    ),
+}
 
 
 def _inference_ms(model, audio_seconds: float = 180.0, repeats: int = 20) -> tuple[float, float]:

@@ -24,9 +24,8 @@ import numpy as np
 from .audio_io import DEFAULT_BLOCK, AtomicAudioWriter, check_output_path, inspect_audio, iter_blocks
 from .backends import Backend, get_backend
 from .backends.dsp import PlainDelay, pan_gains
-from .effects import clamp_to_sample_rate
 from .errors import AudioError, BackendError, PluginBridgeError
-from .render import chain_tail_frames
+from .render import chain_tail_frames, prepare_processor
 from .session import MASTER, Node, Session, SessionError, load_session
 
 
@@ -185,10 +184,11 @@ class SessionGraph:
             node = session.node(name)
             channels = self.sources[name].channels if name in self.sources else (1 if node.is_track else 2)
             if node.effects:
-                fx = [clamp_to_sample_rate(e, self.sample_rate) for e in node.effects]
                 try:
                     states = (plugin_states or {}).get(name)
-                    self.processors[name] = self.backend.prepare(fx, self.sample_rate, channels, states)
+                    self.processors[name] = prepare_processor(
+                        self.backend, node.effects, self.sample_rate, channels, states=states
+                    )
                 except PluginBridgeError as e:
                     raise SessionError(f"{session.source}: {name!r}: {e}") from None
         self.total = node_latencies(session, {n: self._own_latency(n) for n in session.order})

@@ -27,6 +27,7 @@ from .audio_io import (
     iter_blocks,
 )
 from .backends import Backend, Processor, get_backend
+from .backends.host_process import hosted_slots, in_host_process, prepare_in_host_process
 from .chain import Chain, load_chain
 from .effects import Effect, clamp_to_sample_rate, tail_seconds
 from .errors import BackendError, ParameterError, PluginBridgeError
@@ -105,7 +106,7 @@ def _backend(backend: str | Backend) -> Backend:
     return backend if isinstance(backend, Backend) else get_backend(backend)
 
 
-def _prepare(
+def prepare_processor(
     backend: Backend,
     effects: Sequence[Effect],
     sample_rate: float,
@@ -113,6 +114,10 @@ def _prepare(
     strict: bool = False,
     states: Mapping[str, dict] | None = None,
 ) -> Processor:
+    """A processor for ``effects`` on ``backend``: frequencies clamped below Nyquist, plugin slots
+    the backend will not host replaced by their built-ins (warned; an error when ``strict``), and
+    a chain that still hosts a third-party plugin built in a child process
+    (`plugin_bridge.backends.host_process`), so that a crashing plugin cannot take this one down."""
     effects = [clamp_to_sample_rate(e, sample_rate) for e in effects]
     if any(e.plugin for e in effects):
         from .plugins.hosting import plan_effects
@@ -120,6 +125,8 @@ def _prepare(
         # slots this backend will not host lose their plugin here, with a warning (or an error if strict)
         effects = plan_effects(effects, backend.name, strict)
     try:
+        if hosted_slots(effects) and not in_host_process():
+            return prepare_in_host_process(backend.name, effects, sample_rate, channels, states)
         return backend.prepare(effects, sample_rate, channels, states)
     except PluginBridgeError:
         raise
@@ -197,7 +204,7 @@ def render_array(
     arr = check_audio_array(audio, sample_rate)
     effects = resolve_effects(chain, values, vector)
     be = _backend(backend)
-    proc = _prepare(be, effects, sample_rate, arr.shape[0], strict, plugin_states)
+    proc = prepare_processor(be, effects, sample_rate, arr.shape[0], strict, plugin_states)
     extra = chain_tail_frames(effects, sample_rate) if tail else 0
     blocks = (arr[:, i : i + block_size] for i in range(0, arr.shape[1], block_size))
     out = list(_run(proc, be, blocks, arr.shape[0], extra, block_size))
@@ -243,7 +250,7 @@ def render_file(
     effects = resolve_effects(chain, values, vector)
     be = _backend(backend)
     channels = min(info.channels, 2)
-    proc = _prepare(be, effects, info.sample_rate, channels, strict, plugin_states)
+    proc = prepare_processor(be, effects, info.sample_rate, channels, strict, plugin_states)
     extra = chain_tail_frames(effects, info.sample_rate) if tail else 0
     bar = _progress_bar(info.frames + extra + proc.latency, progress, info.duration)
     start = time.perf_counter()

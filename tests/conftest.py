@@ -14,3 +14,13 @@ def stereo_wav(tmp_path):
     x = noise(2.0) + sine(440, 2.0)
     sf.write(path, x.T, SR, subtype="FLOAT")
     return path
+
+
+def pytest_configure(config):
+    """The suite's own plugin cache: never the user's (a user's full scan must not change a test run)."""
+    import os
+    import tempfile
+
+    if not os.environ.get("PLUGIN_BRIDGE_TEST_KEEP_CACHE"):
+        folder = tempfile.mkdtemp(prefix="plugin-bridge-test-cache-")
+        os.environ["PLUGIN_BRIDGE_CACHE"] = os.path.join(folder, "plugins.json")

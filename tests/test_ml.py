@@ -411,3 +411,25 @@ def test_shipped_ensemble_improves_held_out_songs(tmp_path):
     assert ens["balance_db"] < 0.9 * inp["balance_db"]
     assert ens["closer_balance"] >= 0.6
     assert ens["mae"] < inp["mae"]
+
+
+@pytest.mark.slow
+@needs_shipped
+@pytest.mark.skipif(
+    not Path("/usr/lib/vst3/ZamCompX2.vst3").exists(), reason="zam-plugins is not installed (REAPER export)"
+)
+def test_mix_stderr_holds_only_what_the_user_must_know(tmp_path):
+    """The REAPER export reads the mapped zam plugins' states; what the plugins print when they are
+    unloaded (DPF's 'asked to delete component ...') must not reach the user's stderr."""
+    import subprocess
+
+    song = tmp_path / "song.wav"
+    sf.write(song, _music(6.0, 11).T, SR)
+    run = subprocess.run(
+        [sys.executable, "-m", "plugin_bridge.cli", "mix", str(song), "-o", str(tmp_path / "mix")],
+        capture_output=True,
+        text=True,
+    )
+    assert run.returncode == 0, run.stderr
+    assert (tmp_path / "mix" / "presets").is_dir() and any((tmp_path / "mix" / "presets").glob("*.RPP"))
+    assert run.stderr.strip() == ""

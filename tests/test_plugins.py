@@ -346,68 +346,62 @@ def test_cli_plugins_inspect_and_scaffold(tmp_path, capsys):
 # --------------------------------------------------------------------------------------------
 
 
+# States are captured (`capture_slot_states`) and restored (``plugin_states``) through the public
+# paths, which host the plugins in a child process: nothing here loads a plugin in the test process.
+
+
 @needs_zam
 def test_pedalboard_state_round_trips():
-    from plugin_bridge.plugins.hosting import PedalboardPluginStage, capture_state, plan_slot
+    from plugin_bridge.plugins.hosting import capture_slot_states, plan_slot
 
-    plan = plan_slot(_peak(3000.0, 9.0, 2.0, "ZamEQ2"), "pedalboard")
-    other = plan_slot(_peak(200.0, -3.0, 0.5, "ZamEQ2"), "pedalboard")
-    src = PedalboardPluginStage(plan, SR, 2)
-    state = capture_state(src)
-    assert state["kind"] == "vstpreset" and len(state["data"]) == 2  # mono plugin: one per channel
-    fresh = PedalboardPluginStage(plan, SR, 2)
-    restored = PedalboardPluginStage(other, SR, 2, state=state)
+    slot = _peak(3000.0, 9.0, 2.0, "ZamEQ2")
+    other = _peak(200.0, -3.0, 0.5, "ZamEQ2")
+    (state,) = capture_slot_states([plan_slot(slot, "pedalboard")], "pedalboard", SR)
+    assert state["kind"] == "vstpreset" and len(state["data"]) == 1  # mono plugin: one state, every channel
     x = impulse(8192)
-    np.testing.assert_array_equal(restored.process(x), fresh.process(x))
+    want = render_array(x, SR, [slot], backend="pedalboard")
+    restored = render_array(x, SR, [other], backend="pedalboard", plugin_states={"mid": state})
+    np.testing.assert_array_equal(restored, want)
+    assert np.max(np.abs(render_array(x, SR, [other], backend="pedalboard") - want)) > 1e-2
 
 
 @needs_dragonfly
 @needs_dd
 def test_dawdreamer_vst2_state_round_trips_through_fxb():
-    from plugin_bridge.plugins.hosting import DawDreamerGraphProcessor, plan_slot
+    from plugin_bridge.plugins.hosting import capture_slot_states, plan_slot
 
     rev = Effect("rev", "reverb", {"room_size": 0.8, "wet_level": 0.4}, plugin="DragonflyRoomReverb")
-    plan = plan_slot(rev, "dawdreamer")
-    a = DawDreamerGraphProcessor([rev], SR, 2, {"rev": plan})
-    state = a.plugin_states()["rev"]
+    (state,) = capture_slot_states([plan_slot(rev, "dawdreamer")], "dawdreamer", SR)
     assert state["kind"] == "fxb"
     other = Effect("rev", "reverb", {"room_size": 0.1, "wet_level": 0.9}, plugin="DragonflyRoomReverb")
-    b = DawDreamerGraphProcessor(
-        [other], SR, 2, {"rev": plan_slot(other, "dawdreamer")}, states={"rev": state}
-    )
-    pa, pb = a.hosted["rev"][0], b.hosted["rev"][0]
-    assert [pb.get_parameter(i) for i in range(17)] == [pa.get_parameter(i) for i in range(17)]
     # Dragonfly's reverb is not sample-deterministic even between two fresh instances (measured
     # ~1e-3 differences), so the audio is compared by tail energy
     x = impulse(SR)
-    ya, yb = a.process(x), b.process(x)
-    ea, eb = (float(np.sum(y[:, 4000:].astype(np.float64) ** 2)) for y in (ya, yb))
+
+    def tail_energy(effect: Effect, states: dict | None = None) -> float:
+        y = render_array(x, SR, [effect], backend="dawdreamer", plugin_states=states)
+        return float(np.sum(y[:, 4000:].astype(np.float64) ** 2))
+
+    ea, eb = tail_energy(rev), tail_energy(other, {"rev": state})
     assert ea > 1e-6 and abs(10 * np.log10(eb / ea)) < 0.5
+    assert abs(10 * np.log10(tail_energy(other) / ea)) > 1.0  # without the state it sounds different
 
 
 @needs_zam
 @needs_dd
 def test_dawdreamer_vst3_state_is_a_vstpreset_and_restores_across_hosts():
-    from plugin_bridge.plugins.hosting import (
-        DawDreamerGraphProcessor,
-        PedalboardPluginStage,
-        capture_state,
-        plan_slot,
-    )
+    from plugin_bridge.plugins.hosting import capture_slot_states, plan_slot
 
     comp = _comp(-30.0, 5.0, "compressor.ZamCompX2")
     other = _comp(-5.0, 2.0, "compressor.ZamCompX2")
-    a = DawDreamerGraphProcessor([comp], SR, 2, {"comp": plan_slot(comp, "dawdreamer")})
-    state = a.plugin_states()["comp"]
+    (state,) = capture_slot_states([plan_slot(comp, "dawdreamer")], "dawdreamer", SR)
     assert state["kind"] == "vstpreset"
+    (pb_state,) = capture_slot_states([plan_slot(comp, "pedalboard")], "pedalboard", SR)
     x = noise(0.5, level_db=-6.0)
-    want = a.process(x)
-    pb_state = capture_state(PedalboardPluginStage(plan_slot(comp, "pedalboard"), SR, 2))
+    want = render_array(x, SR, [comp], backend="dawdreamer")
     for st in (state, pb_state):  # DawDreamer's own and pedalboard's .vstpreset
-        b = DawDreamerGraphProcessor(
-            [other], SR, 2, {"comp": plan_slot(other, "dawdreamer")}, states={"comp": st}
-        )
-        np.testing.assert_array_equal(b.process(x), want)
+        got = render_array(x, SR, [other], backend="dawdreamer", plugin_states={"comp": st})
+        np.testing.assert_array_equal(got, want)
 
 
 @needs_zam

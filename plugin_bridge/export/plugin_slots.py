@@ -4,7 +4,7 @@ A chain slot that names a plugin (``plugin: ZamCompX2``) is rendered by a real p
 recipe's backend can host it (pedalboard: VST3; dawdreamer: VST2, VST3, LV2) and the plugin is
 installed and not known bad (`plugin_bridge.plugins.hosting.slot_plan`). For each such slot a recipe
 stores a `PluginState`: the plugin's identity and its full state, captured through
-`plugin_bridge.plugins.hosting.capture_slot_state` on an instance set to the slot's mapped values.
+`plugin_bridge.plugins.hosting.capture_slot_states` on an instance set to the slot's mapped values.
 
 ======  ===================================================  =============================================
 format  state stored                                         restored with
@@ -53,7 +53,7 @@ DEFAULT_CAPTURE_RATE = 44100
 
 
 def plugin_state(slot: str, plan, state: Mapping) -> PluginState:
-    """The recipe entry for ``slot`` from a hosting ``state`` (`capture_slot_state`) of ``plan``'s plugin."""
+    """The recipe entry for ``slot`` from a hosting ``state`` (`capture_slot_states`) of ``plan``'s plugin."""
     from .fxp import build_fxp, program_from_bank
 
     ref = plan.map.plugin
@@ -102,12 +102,12 @@ def capture_plugins(
     """States of the slots of ``effects`` that ``backend`` hosts, and the fallbacks of the others.
 
     Returns ``([PluginState], {slot: why it falls back to the built-in})``; slots are
-    ``prefix + effect id`` (``"track/"`` in a session). Plugins are loaded here, in the calling thread.
+    ``prefix + effect id`` (``"track/"`` in a session). Plugins are loaded in one child process.
     """
-    from ..plugins.hosting import HostPlan, capture_slot_state, slot_plan
+    from ..plugins.hosting import HostPlan, capture_slot_states, slot_plan
 
     rate = int(sample_rate or DEFAULT_CAPTURE_RATE)
-    plugins: list[PluginState] = []
+    hosted: list[tuple[str, HostPlan]] = []
     fallbacks: dict[str, str] = {}
     for e in effects:
         if not e.plugin:
@@ -115,9 +115,11 @@ def capture_plugins(
         slot = prefix + e.id
         planned = slot_plan(clamp_to_sample_rate(e, rate), backend)
         if isinstance(planned, HostPlan):
-            plugins.append(plugin_state(slot, planned, capture_slot_state(planned, backend, rate)))
+            hosted.append((slot, planned))
         else:
             fallbacks[slot] = planned
+    states = capture_slot_states([plan for _, plan in hosted], backend, rate)
+    plugins = [plugin_state(slot, plan, st) for (slot, plan), st in zip(hosted, states, strict=True)]
     return plugins, fallbacks
 
 

@@ -48,6 +48,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..backends.host_process import call_in_host_process, in_host_process
 from ..effects import Effect
 from ..errors import FormatError
 from . import unique_file_names, write_atomic
@@ -311,6 +312,32 @@ def builtin_plugin_state(effect: Effect, slot: str, plugin_dir: str = VST3_DIR) 
     return plugin_state_from_pedalboard(plugin, path, slot)  # resets the FPU flags DPF plugins leave
 
 
+def builtin_plugin_states(
+    items: Sequence[tuple[Effect, str]], plugin_dir: str = VST3_DIR
+) -> list[PluginState]:
+    """`builtin_plugin_state` of each ``(effect, slot)``, with the plugins loaded in one child process
+    (`plugin_bridge.backends.host_process`): a plugin that crashes cannot end this process, and what
+    the plugins print on unloading (DPF's "asked to delete component") stays out of the user's stderr."""
+    if not items:
+        return []
+    if in_host_process():
+        return [builtin_plugin_state(e, slot, plugin_dir) for e, slot in items]
+    for e, _ in items:  # a missing plugin is a one-line error before any child starts
+        if e.type not in MAPPED_PLUGINS:
+            raise FormatError(f"effect {e.id!r}: {e.type} has no mapped REAPER plugin")
+        path = Path(plugin_dir) / MAPPED_PLUGINS[e.type][0]
+        if not path.exists():
+            raise FormatError(
+                f"effect {e.id!r}: {path} is missing (apt-get install zam-plugins to export built-ins to REAPER)"
+            )
+    return call_in_host_process(
+        f"{__name__}:builtin_plugin_states",
+        list(items),
+        plugin_dir,
+        what="reading the mapped plugins' states for the REAPER export",
+    )
+
+
 @dataclass
 class FxChainExport:
     """One track's FX chain for REAPER: ``<VST>`` blocks plus notes on what could not be mapped."""
@@ -345,6 +372,21 @@ def chain_fx(
     out = FxChainExport()
     stored = {p.slot: p for p in plugins}
     bound: set[str] = set()
+    effects = list(effects)
+    builtins = [
+        e
+        for e in effects
+        if getattr(stored.get(prefix + e.id), "format", None) not in ("vst3", "vst2")
+        and not e.is_neutral()
+        and e.type in MAPPED_PLUGINS
+    ]
+    states = dict(
+        zip(
+            (e.id for e in builtins),
+            builtin_plugin_states([(e, f"{track}/{e.id}") for e in builtins], plugin_dir),
+            strict=True,
+        )
+    )
     for e in effects:
         p = stored.get(prefix + e.id)
         if p is not None:
@@ -362,7 +404,7 @@ def chain_fx(
         if e.type not in MAPPED_PLUGINS:
             out.notes.append(f"{track}: {e.id} ({e.type}) has no REAPER plugin here and is not exported")
             continue
-        state = builtin_plugin_state(e, f"{track}/{e.id}", plugin_dir)
+        state = states[e.id]
         out.plugins.append(state)
         if MAPPED_PLUGINS[e.type][1]:  # mono plugin: one instance per channel
             out.blocks.append(vst_block(state, [0], [0], program=e.id))

@@ -25,8 +25,8 @@ JUCE blob) converted to a ``.vstpreset`` -> ``load_vst3_preset`` for VST3, and p
 program (a recipe's VST2 state) restores with ``load_preset`` too. A state from pedalboard
 (.vstpreset) restores on DawDreamer too, and the other way round. Restoring checks the state belongs
 to the hosted plugin (format and location, VST3 class ID, VST2 unique ID: DawDreamer's
-``load_preset`` would load another plugin's .fxp without a word). `capture_slot_state` captures a
-slot's state on a plugin loaded for the purpose (what a mix recipe stores).
+``load_preset`` would load another plugin's .fxp without a word). `capture_slot_states` captures
+slots' states on a plugin loaded for the purpose (what a mix recipe stores).
 """
 
 from __future__ import annotations
@@ -474,25 +474,38 @@ def capture_state(stage: PedalboardPluginStage) -> dict:
     }
 
 
-def capture_slot_state(plan: HostPlan, backend: str, sample_rate: float) -> dict:
-    """The state of ``plan``'s plugin as ``backend`` hosts it, set to the slot's mapped values.
+def capture_slot_states(plans: Sequence[HostPlan], backend: str, sample_rate: float) -> list[dict]:
+    """The states of ``plans``' plugins as ``backend`` hosts them, set to each slot's mapped values.
 
-    The plugin is loaded for the purpose (one instance, on the channel count it takes: a mono-only
+    Each plugin is loaded for the purpose (one instance, on the channel count it takes: a mono-only
     plugin's per-channel copies share this state), captured with `capture_state` (pedalboard) or
-    `capture_dawdreamer_state`, and released. Load in the main thread (trap 3).
+    `capture_dawdreamer_state`, and released; all of it in one child process
+    (`plugin_bridge.backends.host_process`) unless this is one already.
     """
     from ..backends.dawdreamer_backend import reset_fpu_environment
+    from ..backends.host_process import call_in_host_process, in_host_process
 
-    try:
-        if backend == "pedalboard":
-            return capture_state(PedalboardPluginStage(plan, sample_rate, plan.map.channels))
-        if backend == "dawdreamer":
-            eid = plan.effect.id
-            graph = DawDreamerGraphProcessor([plan.effect], sample_rate, plan.map.channels, {eid: plan})
-            return graph.plugin_states()[eid]
-    finally:
-        reset_fpu_environment()  # DPF plugins leave flush-to-zero set on the calling thread (trap 6)
-    raise PluginError(f"{plan.effect.id}: the {backend} backend hosts no plugins")
+    if not plans:
+        return []
+    if backend not in ("pedalboard", "dawdreamer"):
+        raise PluginError(f"{plans[0].effect.id}: the {backend} backend hosts no plugins")
+    if not in_host_process():
+        slots = ", ".join(f"{p.effect.id} ({p.map.plugin.name})" for p in plans)
+        return call_in_host_process(
+            f"{__name__}:capture_slot_states", list(plans), backend, sample_rate, what=f"capturing {slots}"
+        )
+    states = []
+    for plan in plans:
+        try:
+            if backend == "pedalboard":
+                states.append(capture_state(PedalboardPluginStage(plan, sample_rate, plan.map.channels)))
+            else:
+                eid = plan.effect.id
+                graph = DawDreamerGraphProcessor([plan.effect], sample_rate, plan.map.channels, {eid: plan})
+                states.append(graph.plugin_states()[eid])
+        finally:
+            reset_fpu_environment()  # DPF plugins leave flush-to-zero set on the calling thread (trap 6)
+    return states
 
 
 def _write_temp(data: bytes, suffix: str) -> str:

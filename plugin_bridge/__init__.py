@@ -12,10 +12,10 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from .chain import Chain, chain_from_dict, list_chains, load_chain
+from .chain import Chain, chain_from_dict, default_space, list_chains, load_chain
 from .effects import EFFECT_TYPES, Effect
 from .errors import AudioError, BackendError, ChainError, FormatError, ParameterError, PluginBridgeError
-from .params import ParamSpace, ParamSpec, default_space
+from .params import ParamSpace, ParamSpec
 from .render import RenderResult, render_array, render_file, resolve_effects
 
 #: Names served lazily (their modules import scipy.signal, ~1 s), so `import plugin_bridge` stays fast.

@@ -34,6 +34,8 @@ from .errors import ChainError, ParameterError
 from .params import ParamSpace, ParamSpec
 
 CHAIN_SUFFIXES = (".yaml", ".yml", ".json")
+#: The chain the AI mix predicts for (presets/chains/default.yaml): its space is the models' output.
+DEFAULT_CHAIN = "default"
 
 
 def presets_dir() -> Path:
@@ -232,6 +234,16 @@ def load_chain(name_or_path: str | os.PathLike) -> Chain:
         if path.is_file():
             return chain_from_dict(read_structured_file(path), str(path))
     raise ChainError(f"unknown chain {str(name_or_path)!r}; shipped chains: {', '.join(list_chains())}")
+
+
+def default_chain() -> Chain:
+    """The shipped default mix chain (`DEFAULT_CHAIN`), whose space the models predict."""
+    return load_chain(DEFAULT_CHAIN)
+
+
+def default_space() -> ParamSpace:
+    """The default mix space: the predicted parameters of the shipped default chain."""
+    return default_chain().space
 
 
 def effects_from_dicts(items: Sequence[Mapping]) -> list[Effect]:

@@ -219,10 +219,3 @@ class ParamSpace:
     def from_specs(cls, specs: Iterable[ParamSpec], version: str) -> ParamSpace:
         """Build a space from specs in order."""
         return cls(tuple(specs), version)
-
-
-def default_space() -> ParamSpace:
-    """The default mix space: the predicted parameters of the shipped ``default`` chain."""
-    from .chain import load_chain
-
-    return load_chain("default").space

@@ -9,8 +9,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from plugin_bridge.chain import default_space
 from plugin_bridge.errors import ParameterError
-from plugin_bridge.params import ParamSpace, ParamSpec, default_space
+from plugin_bridge.params import ParamSpace, ParamSpec
 
 SPECS = [
     ParamSpec("g", "dB", -12.0, 12.0, 0.0, "linear"),

@@ -46,7 +46,7 @@ from scipy.signal import sosfilt
 
 from ..backends.dsp.filters import high_shelf_sos, low_shelf_sos, peak_sos
 from ..backends.dsp.stereo import apply_width
-from ..chain import load_chain
+from ..chain import default_chain, default_space
 from ..errors import ParameterError
 from .features import (
     CLIP_FRAMES,
@@ -113,7 +113,7 @@ _SOS = {"low_shelf": low_shelf_sos, "peak": peak_sos, "high_shelf": high_shelf_s
 @lru_cache(maxsize=1)
 def eq_settings() -> tuple[tuple[str, str, float, float], ...]:
     """``(id, type, cutoff_hz, q)`` of each EQ slot, read from the shipped ``default`` chain."""
-    chain = load_chain("default")
+    chain = default_chain()
     slots = {s.id: s for s in chain.slots}
     return tuple(
         (sid, kind, float(slots[sid].fixed["cutoff_hz"]), float(slots[sid].fixed["q"]))
@@ -407,7 +407,7 @@ def house_labels(x: np.ndarray, house: HouseBalance) -> dict[str, float]:
     house curve within the space's ranges, the width that reaches the house side/mid ratio after that
     EQ, and the input gain that reaches the house level. This labels the robust examples, and used on
     its own it is the measurement baseline (``house-fit``) of the evaluation table."""
-    space = load_chain("default").space
+    space = default_space()
     limits = [space.spec(f"{sid}.gain_db").max for sid, _ in EQ_SLOTS]
     gains = fit_balance(mid_long_term_power(x), house, limits)
     y = _eq(x, FEATURE_SR, gains)
@@ -553,7 +553,7 @@ def make_example(
 
 def normalized_labels(labels: Mapping[str, float]) -> np.ndarray:
     """Labelled values (real units) as the normalized vector over `LABELLED` (clipped to the space)."""
-    space = load_chain("default").space
+    space = default_space()
     return np.asarray(
         [
             space.spec(k).normalize(float(np.clip(labels[k], space.spec(k).min, space.spec(k).max)))

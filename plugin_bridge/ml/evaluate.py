@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..chain import default_space
 from ..errors import ParameterError
 from ..loudness import integrated_loudness, short_loudness
 from .corpus import (
@@ -231,10 +232,9 @@ def evaluate_examples(
 
     With ``house``, a ``house-fit`` row adds the measurement baseline: `house_labels` of the input,
     no learning (what a least-squares fit to the house curve does on its own)."""
-    from ..chain import load_chain
     from .inference import EnsembleModel, full_vector
 
-    space = load_chain("default").space
+    space = default_space()
     t0 = time.perf_counter()
     acc: dict[str, dict[str, list]] = {}
 

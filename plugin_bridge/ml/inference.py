@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..chain import default_space
 from ..errors import PluginBridgeError
 from ..params import ParamSpace
 
@@ -35,9 +36,7 @@ def models_dir() -> Path:
 
 
 def _space() -> ParamSpace:
-    from ..chain import load_chain
-
-    return load_chain("default").space
+    return default_space()
 
 
 def check_space(card: dict, space: ParamSpace, where: str) -> None:

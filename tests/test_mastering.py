@@ -528,3 +528,26 @@ def test_silence_returns_a_copy_not_the_input():
     x = np.zeros((2, SR), dtype=np.float32)
     y, _ = master_array(x, SR, "streaming")
     assert y is not x and not np.shares_memory(x, y)
+
+
+def test_block_limiter_equals_true_peak_limit_in_blocks():
+    """The streamed limiter (the same gain law, audio held back by the look-ahead) equals the offline one."""
+    from plugin_bridge.loudness import true_peak_envelope
+    from plugin_bridge.mastering import BlockLimiter
+
+    x = in_bursts(HARD["clipped_noise"])
+    env = true_peak_envelope(x, dtype=np.float32)
+    y, reduction = true_peak_limit(x, SR, -1.0, gain_db=8.0, envelope=env)
+    lim = BlockLimiter(2, SR, -1.0, gain_db=8.0)
+    parts = [lim.process(x[:, a : a + 3001], env[a : a + 3001]) for a in range(0, x.shape[1], 3001)]
+    z = np.concatenate([*parts, lim.flush()], axis=1)
+    assert z.shape == y.shape and reduction > 1.0
+    np.testing.assert_allclose(z, y, rtol=0, atol=1e-6)
+    assert lim.reduction_db == pytest.approx(reduction, abs=1e-9)
+
+
+def test_target_names_live_in_one_table():
+    from plugin_bridge.mastering.targets import describe_targets
+
+    assert TARGET_NAMES == tuple(TARGETS)
+    assert describe_targets().startswith("streaming -14 LUFS/-1 dBTP, apple -16/-1")

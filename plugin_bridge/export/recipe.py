@@ -206,7 +206,7 @@ def _backend_name(backend: str) -> str:
     return get_backend("auto").name
 
 
-def master_entry(target: object = "streaming", settings: object = None) -> dict:
+def master_entry(target: object = None, settings: object = None) -> dict:
     """A recipe's ``master`` entry: the resolved loudness ``target`` (a preset name or a
     `plugin_bridge.mastering.LoudnessTarget`) and the `MasterSettings` (default ones when None)."""
     from dataclasses import asdict

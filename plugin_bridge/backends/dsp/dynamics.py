@@ -109,6 +109,51 @@ def _sliding_mean(ext: np.ndarray, length: int) -> np.ndarray:
     return (cs[length:] - cs[:-length]) / length
 
 
+def limiter_target_gain(
+    r: np.ndarray, length: int, r_hist: np.ndarray | None = None, m_hist: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The limiter's gain law before its release: ``s`` = mean over ``length`` of the minimum over ``length`` of ``r``.
+
+    ``r = min(1, ceiling / peak)`` (linear); ``r_hist`` and ``m_hist`` are the last ``length - 1``
+    values of ``r`` and of its sliding minimum before this block (ones, i.e. no reduction, when
+    None). Returns ``s`` (clamped to 1, same length as ``r``) and the two histories for the next block.
+    """
+    h = length - 1
+    ones = np.ones(h)
+    ext = np.concatenate((ones if r_hist is None else r_hist, r))
+    r_hist = ext[len(ext) - h :]
+    m = _sliding_min(ext, length)
+    ext = np.concatenate((ones if m_hist is None else m_hist, m))
+    m_hist = ext[len(ext) - h :]
+    return np.minimum(_sliding_mean(ext, length), 1.0), r_hist, m_hist
+
+
+class LimiterGain:
+    """The limiter's gain computer, streaming (see the module docstring): blocks of ``r`` in, of ``g`` out.
+
+    ``g[n]`` covers ``r[n - length + 1 .. n]``; ``release_coeff`` is ``1 - a``. Used by `Limiter`
+    and by the mastering true-peak limiter (`plugin_bridge.mastering.limiter`).
+    """
+
+    def __init__(self, length: int, release_coeff: float) -> None:
+        self.length = max(1, int(length))
+        self.release_coeff = float(release_coeff)
+        self._r_hist = np.ones(self.length - 1)
+        self._m_hist = np.ones(self.length - 1)
+        self._g = 1.0
+
+    def process(self, r: np.ndarray) -> np.ndarray:
+        """Gain (linear, float64) for the next block of ``r``."""
+        s, self._r_hist, self._m_hist = limiter_target_gain(r, self.length, self._r_hist, self._m_hist)
+        g, self._g = release_smoother(s, self._g, self.release_coeff)
+        return g
+
+    @property
+    def idle(self) -> bool:
+        """True when no reduction is pending: a block of ``r == 1`` would give ``g == 1`` exactly."""
+        return self._g == 1.0 and bool(np.all(self._r_hist == 1.0)) and bool(np.all(self._m_hist == 1.0))
+
+
 class Limiter(Stage):
     """Stereo-linked look-ahead brick-wall limiter (see the module docstring); latency ``L - 1``."""
 
@@ -125,25 +170,16 @@ class Limiter(Stage):
         self.length = max(1, int(round(lookahead_ms * sample_rate / 1000.0)))
         self.release_coeff = 1.0 - math.exp(-1.0 / (release_ms * sample_rate / 1000.0))
         self.latency = self.length - 1
-        h = self.length - 1
-        self._r_hist = np.ones(h)
-        self._m_hist = np.ones(h)
-        self._x_hist = np.zeros((channels, h))
-        self._g = 1.0
+        self._gain = LimiterGain(self.length, self.release_coeff)
+        self._x_hist = np.zeros((channels, self.length - 1))
 
     def _process(self, x: np.ndarray) -> np.ndarray:
-        n, h = x.shape[1], self.length - 1
+        n = x.shape[1]
         peak = np.abs(x).max(axis=0)
         r = np.ones(n)
         over = peak > self.ceiling
         r[over] = self.ceiling / peak[over]
-        ext = np.concatenate((self._r_hist, r))
-        self._r_hist = ext[len(ext) - h :]
-        m = _sliding_min(ext, self.length)
-        ext = np.concatenate((self._m_hist, m))
-        self._m_hist = ext[len(ext) - h :]
-        s = np.minimum(_sliding_mean(ext, self.length), 1.0)
-        g, self._g = release_smoother(s, self._g, self.release_coeff)
+        g = self._gain.process(r)
         xd = np.concatenate((self._x_hist, x), axis=1)
         self._x_hist = xd[:, n:]
         return np.clip(g * xd[:, :n], -self._clip, self._clip)

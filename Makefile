@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
-DEBIAN_PACKAGES := ffmpeg fluidsynth timgm6mb-soundfont zam-plugins x42-plugins dragonfly-reverb-vst dpf-plugins-vst lilv-utils chromium
+DEBIAN_PACKAGES := ffmpeg fluidsynth timgm6mb-soundfont openttd-openmsx zam-plugins x42-plugins dragonfly-reverb-vst dpf-plugins-vst lilv-utils chromium
 
 .PHONY: demo test test-fast bench lint install install-test system-deps clean
 

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -33,7 +32,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 from scipy.signal import get_window
 
-from .audio_io import check_audio_array, read_audio
+from .audio_io import check_audio_array, check_output_location, read_audio, replacing
 from .errors import ParameterError, PluginBridgeError
 from .loudness import (
     amplitude_to_db,
@@ -283,6 +282,15 @@ def _plot_series(audio: np.ndarray, sample_rate: float):
     return grid, spec, (t_m, mom), (t_s, st), lufs
 
 
+def check_plot_path(out_png: str | os.PathLike, inputs: tuple[str | os.PathLike, ...] = ()) -> Path:
+    """Check before any work that the plot can be written at ``out_png``: in an existing, writable
+    folder, not one of ``inputs`` (`AudioError`), a ``.png`` name (`ParameterError`)."""
+    p = check_output_location(out_png, inputs)
+    if p.suffix.lower() != ".png":
+        raise ParameterError(f"{p}: the plot must be a .png file")
+    return p
+
+
 def plot_analysis(
     out_png: str | os.PathLike,
     audio: np.ndarray,
@@ -298,9 +306,7 @@ def plot_analysis(
     Uses matplotlib's Agg canvas (no display, no global backend change); the PNG is written to a
     temporary file and renamed. Raises `PluginBridgeError` if matplotlib is not installed.
     """
-    p = Path(out_png)
-    if p.suffix.lower() != ".png":
-        raise ParameterError(f"{p}: the plot must be a .png file")
+    p = check_plot_path(out_png)
     try:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
@@ -332,13 +338,6 @@ def plot_analysis(
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    folder = p.parent if str(p.parent) else Path(".")
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.stem}.", suffix=".part.png", dir=folder)
-    os.close(fd)
-    try:
+    with replacing(p, ".part.png") as tmp:
         fig.savefig(tmp, format="png")
-        os.replace(tmp, p)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return p

@@ -12,6 +12,7 @@ import os
 import re
 import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -172,11 +173,13 @@ def _same_file(a: Path, b: Path) -> bool:
         return False
 
 
-def check_output_path(out: str | os.PathLike, inputs: tuple[str | os.PathLike, ...] = ()) -> Path:
-    """Validate an output path before any work: known suffix, writable folder, not an input file."""
+def check_output_location(out: str | os.PathLike, inputs: tuple[str | os.PathLike, ...] = ()) -> Path:
+    """Check before any work that a file (audio, plot, recipe...) can be written at ``out``.
+
+    Its folder must exist and be writable, ``out`` must not be a folder nor one of ``inputs``.
+    Raises `AudioError` naming the file otherwise; returns ``out`` as a `Path`.
+    """
     p = Path(out)
-    if p.suffix.lower() not in WRITE_FORMATS:
-        raise AudioError(f"{p}: output must end in {' or '.join(WRITE_FORMATS)}")
     folder = p.parent if str(p.parent) else Path(".")
     if not folder.is_dir():
         raise AudioError(f"{p}: output folder {folder} does not exist")
@@ -188,6 +191,61 @@ def check_output_path(out: str | os.PathLike, inputs: tuple[str | os.PathLike, .
         if _same_file(p, Path(src)) or p.resolve() == Path(src).resolve():
             raise AudioError(f"{p}: refusing to overwrite the input file")
     return p
+
+
+def check_output_path(out: str | os.PathLike, inputs: tuple[str | os.PathLike, ...] = ()) -> Path:
+    """Validate an audio output path before any work: known suffix, then `check_output_location`."""
+    p = Path(out)
+    if p.suffix.lower() not in WRITE_FORMATS:
+        raise AudioError(f"{p}: output must end in {' or '.join(WRITE_FORMATS)}")
+    return check_output_location(p, inputs)
+
+
+def process_umask() -> int:
+    """The process umask (read from /proc on Linux: `os.umask` would change it for other threads)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def new_file_mode() -> int:
+    """The permission bits a newly created file gets: 0o666 less the umask (0o644 under umask 022)."""
+    return 0o666 & ~process_umask()
+
+
+def temporary_file_beside(path: str | os.PathLike, suffix: str = ".part") -> str:
+    """Create an empty hidden temporary file in ``path``'s folder and return its name.
+
+    `tempfile.mkstemp` creates it 0600; it is given the umask's usual mode (`new_file_mode`) so
+    that the file renamed over ``path`` can be read like any other program's output.
+    """
+    p = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{p.stem}.", suffix=suffix, dir=p.parent if str(p.parent) else ".")
+    try:
+        os.fchmod(fd, new_file_mode())
+    finally:
+        os.close(fd)
+    return tmp
+
+
+@contextmanager
+def replacing(path: str | os.PathLike, suffix: str = ".part") -> Iterator[str]:
+    """Yield a temporary file beside ``path`` (`temporary_file_beside`) to write; rename it over
+    ``path`` when the block ends normally, remove it when the block raises."""
+    tmp = temporary_file_beside(path, suffix)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
 
 
 class AtomicAudioWriter:
@@ -209,10 +267,7 @@ class AtomicAudioWriter:
         self._file: sf.SoundFile | None = None
 
     def __enter__(self) -> AtomicAudioWriter:
-        fd, self._tmp = tempfile.mkstemp(
-            prefix=f".{self.path.stem}.", suffix=f".part{self.path.suffix}", dir=self.path.parent or "."
-        )
-        os.close(fd)
+        self._tmp = temporary_file_beside(self.path, f".part{self.path.suffix}")
         try:
             self._file = sf.SoundFile(
                 self._tmp, "w", self.sample_rate, self.channels, self.subtype, format=self.format

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from . import __version__
-from .audio_io import SUBTYPES
+from .audio_io import SUBTYPES, check_output_location, check_output_path
 from .backends import BACKEND_NAMES, available_backends
 from .chain import list_chains, load_chain, presets_dir
 from .errors import ParameterError, PluginBridgeError
@@ -46,6 +46,13 @@ def load_params_file(path: str | Path) -> dict:
     return {"values": values}
 
 
+def _check_outputs(output: str, recipe: str | None, inputs: tuple[str, ...]) -> None:
+    """Check every output location of a render before any work, so a mistake writes nothing."""
+    check_output_path(output, inputs)
+    if recipe:
+        check_output_location(recipe, (*inputs, output))
+
+
 def _cmd_render(args: argparse.Namespace) -> int:
     from .render import render_file
 
@@ -74,6 +81,7 @@ def _cmd_render(args: argparse.Namespace) -> int:
         vector = _parse_vector(args.vector)
     if args.save_recipe and args.downmix:
         raise ParameterError("--save-recipe cannot record --downmix; downmix the input file first")
+    _check_outputs(args.output, args.save_recipe, inputs=(args.input,))
     result = render_file(
         args.input,
         args.output,
@@ -113,6 +121,8 @@ def _cmd_render(args: argparse.Namespace) -> int:
 def _cmd_render_session(args: argparse.Namespace) -> int:
     from .mixer import render_session
 
+    if args.save_recipe:
+        check_output_location(args.save_recipe, (args.session, args.output))
     result = render_session(
         args.session,
         args.output,

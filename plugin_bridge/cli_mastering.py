@@ -8,10 +8,10 @@ import math
 from pathlib import Path
 
 from .audio_io import SUBTYPES
-from .errors import AudioError
+from .mastering.targets import DEFAULT_TARGET, TARGETS, describe_targets
 
-#: Preset names (kept here so building the parser does not import the DSP modules).
-TARGET_NAMES = ("streaming", "apple", "ebu_r128", "club")
+#: Preset names, from the one target table (`plugin_bridge.mastering.targets`: imports no DSP).
+TARGET_NAMES = tuple(TARGETS)
 
 
 def _fmt(v: float | None, spec: str = ".2f") -> str:
@@ -66,14 +66,12 @@ def _table(rows: list[tuple[str, list[str]]], names: list[str]) -> str:
 
 
 def _cmd_analyze(args: argparse.Namespace) -> int:
-    from .analysis import analyze, plot_analysis, spectral_distance_db
+    from .analysis import analyze, check_plot_path, plot_analysis, spectral_distance_db
     from .audio_io import read_audio
 
     paths = [p for p in (args.file, args.file2) if p]
     if args.plot:
-        plot = Path(args.plot)
-        if any(plot.resolve() == Path(p).resolve() for p in paths):
-            raise AudioError(f"{plot}: refusing to overwrite an input file")
+        check_plot_path(args.plot, tuple(paths))
     signals = [read_audio(p, downmix=args.downmix) for p in paths]
     results = [analyze(x, sr) for x, sr in signals]
     distance = None
@@ -133,8 +131,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument(
         "--target",
         choices=TARGET_NAMES,
-        help="loudness preset: streaming -14 LUFS/-1 dBTP, apple -16/-1, ebu_r128 -23/-1, club -9/-0.3 "
-        "(default: streaming, or the reference's loudness with --reference)",
+        help=f"loudness preset: {describe_targets()} "
+        f"(default: {DEFAULT_TARGET}, or the reference's loudness with --reference)",
     )
     g.add_argument("--lufs", type=float, help="custom integrated loudness target (LUFS)")
     m.add_argument(

@@ -22,7 +22,6 @@ from __future__ import annotations
 import copy
 import math
 import os
-import tempfile
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -32,7 +31,7 @@ import numpy as np
 import pyloudnorm
 import yaml
 
-from .audio_io import read_audio, write_audio
+from .audio_io import read_audio, replacing, write_audio
 from .errors import AudioError, BackendError, ParameterError
 from .songgen.compose import TAIL_S, compose_song
 from .songgen.fluid import find_soundfont, fluidsynth_path, isolation_plan, render_fluidsynth
@@ -334,15 +333,8 @@ def session_dict(
 
 def _write_atomic(path: Path, write) -> None:
     """Call ``write(temporary path)`` and rename the result over ``path`` only if it succeeds."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    os.close(fd)
-    try:
+    with replacing(path) as tmp:
         write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def make_multitrack(

@@ -229,6 +229,17 @@ def test_cli_analyze(capsys, tmp_path):
     assert "refusing to overwrite" in capsys.readouterr().err
 
 
+def test_cli_analyze_plot_into_a_missing_folder_is_a_one_line_error(capsys, tmp_path):
+    """The plot's folder is checked before the audio is read: exit 1, one line, nothing written."""
+    a = tmp_path / "a.wav"
+    sf.write(a, demo_song(2.0).T, SR, subtype="FLOAT")
+    assert main(["analyze", str(a), "--plot", str(tmp_path / "missing_folder" / "plot.png")]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert err.startswith("plugin-bridge: error: ") and "missing_folder" in err and "does not exist" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.wav"]
+
+
 def _has_matplotlib() -> bool:
     try:
         import matplotlib  # noqa: F401

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import stat
 
 import numpy as np
 import pytest
@@ -19,6 +21,7 @@ from plugin_bridge.audio_io import (
     read_audio,
     write_audio,
 )
+from plugin_bridge.cli import main
 from plugin_bridge.errors import AudioError
 
 
@@ -142,3 +145,28 @@ def test_write_round_trip_is_exact_for_float_wav(tmp_path):
     flac = write_audio(tmp_path / "x.flac", x * 0.5, SR)
     z, _ = read_audio(flac)
     np.testing.assert_allclose(z, x * 0.5, atol=2.0**-22)
+
+
+@pytest.fixture(params=[0o022, 0o002], ids=["umask022", "umask002"])
+def umask(request):
+    """Run the test under ``request.param`` as the process umask; yields it."""
+    old = os.umask(request.param)
+    yield request.param
+    os.umask(old)
+
+
+def test_written_files_follow_the_umask(tmp_path, stereo_wav, umask, capsys):
+    """A render, a master and a plot get the mode any program's output gets (0644 under umask 022),
+    not the 0600 of the temporary file they are written through."""
+    render, master, plot = tmp_path / "render.wav", tmp_path / "master.flac", tmp_path / "plot.png"
+    assert main(["render", str(stereo_wav), "-o", str(render), "--backend", "numpy"]) == 0
+    assert main(["master", str(stereo_wav), "-o", str(master)]) == 0
+    written = [render, master]
+    if importlib.util.find_spec("matplotlib"):
+        assert main(["analyze", str(stereo_wav), "--plot", str(plot)]) == 0
+        written.append(plot)
+    capsys.readouterr()
+    for path in written:
+        assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask, path.name
+    assert write_audio(tmp_path / "direct.wav", noise(0.1), SR).stat().st_mode & 0o777 == 0o666 & ~umask
+    assert not list(tmp_path.glob(".*"))

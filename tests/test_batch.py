@@ -10,6 +10,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 
 import numpy as np
@@ -20,6 +21,9 @@ from plugin_bridge.audio_io import write_audio
 from plugin_bridge.batch import BatchOptions, find_items, run_batch
 from plugin_bridge.batch.isolate import run_isolated
 from plugin_bridge.batch.jobs import JobOptions
+from plugin_bridge.batch.ledger import Ledger
+from plugin_bridge.batch.report import MAX_LABEL_CHARS, flat_rows, loudness_figure, parameter_figure
+from plugin_bridge.chain import load_chain
 from plugin_bridge.demo import demo_song
 from plugin_bridge.loudness import integrated_loudness
 
@@ -116,8 +120,14 @@ def test_resume_after_sigkill_redoes_nothing_finished(tmp_path):
     while time.monotonic() < deadline:
         time.sleep(0.3)
         if db.exists():
-            with sqlite3.connect(db) as con:
-                done_before = [r[0] for r in con.execute("SELECT id FROM items WHERE status='done'")]
+            try:  # the batch may not have started yet (or hold a write lock)
+                con = sqlite3.connect(db, timeout=5)
+                try:
+                    done_before = [r[0] for r in con.execute("SELECT id FROM items WHERE status='done'")]
+                finally:
+                    con.close()
+            except sqlite3.OperationalError:
+                continue
             if len(done_before) >= 2:
                 break
     os.killpg(proc.pid, signal.SIGKILL)
@@ -134,6 +144,77 @@ def test_resume_after_sigkill_redoes_nothing_finished(tmp_path):
     assert not list(out.rglob(".*.part*"))
     for wav in out.rglob("mix.wav"):
         assert np.isfinite(sf.read(wav)[0]).all()
+
+
+def test_report_plots_name_the_songs_and_show_real_units():
+    """The loudness plot names each song on its axis (shortened when long); the parameter plot
+    shows the real values the songs used, each on an axis in its unit (dB, ms, ratio...)."""
+    pytest.importorskip("matplotlib")
+    space = load_chain("default").space
+    ids = ["sóng 0.wav", "album b/sóng 1.wav", "a very long album name/and an even longer song title.flac"]
+    ledger_rows = [
+        {
+            "id": item_id,
+            "status": "done",
+            "attempts": 1,
+            "result": {
+                "chain": "default",
+                "lufs_before": -20.0 - i,
+                "lufs_after": -14.0,
+                "vector": [0.2 + 0.3 * i] * len(space),
+                "values": space.to_values([0.2 + 0.3 * i] * len(space)),
+            },
+        }
+        for i, item_id in enumerate(ids)
+    ]
+    rows = flat_rows(ledger_rows)
+    ax = loudness_figure(rows).axes[0]
+    labels = [t.get_text() for t in ax.get_xticklabels()]
+    assert labels[:2] == ["sóng 0", "album b/sóng 1"]
+    assert len(labels) == 3 and len(labels[2]) <= MAX_LABEL_CHARS and "…" in labels[2]
+    assert labels[2].startswith("a very") and labels[2].endswith("song title")
+    assert all(t.get_rotation() > 0 for t in ax.get_xticklabels())
+    assert ax.get_xlabel() == "song" and ax.get_ylabel() == "integrated loudness (LUFS)"
+
+    axes = {a.get_title(): a for a in parameter_figure(rows).axes if a.get_visible()}
+    assert list(axes) == space.names
+    for spec in space:
+        assert axes[spec.name].get_ylabel() == (spec.unit or "amount")
+    thresholds = [r["values"]["comp.threshold_db"] for r in rows]
+    drawn = np.concatenate([line.get_ydata() for line in axes["comp.threshold_db"].lines])
+    assert drawn.min() == pytest.approx(min(thresholds)) and drawn.max() == pytest.approx(max(thresholds))
+    assert min(thresholds) < 0  # real dB, not a normalized 0-1 position
+
+
+def test_ledger_is_never_visible_without_its_table(tmp_path):
+    """A reader that opens batch.sqlite the moment it exists (as the resume test does) finds the
+    items table: the ledger appears with its schema or not at all. Twenty races; before the fix
+    about half of them saw an empty database."""
+    for i in range(20):
+        path = tmp_path / f"batch{i}.sqlite"
+        errors: list[str] = []
+        polling = threading.Event()
+
+        def read_as_soon_as_it_exists(path=path, errors=errors, polling=polling):
+            polling.set()
+            while not path.exists():
+                pass
+            try:
+                con = sqlite3.connect(path, timeout=5)
+                try:
+                    con.execute("SELECT COUNT(*) FROM items").fetchone()
+                finally:
+                    con.close()
+            except sqlite3.Error as e:
+                errors.append(str(e))
+
+        reader = threading.Thread(target=read_as_soon_as_it_exists)
+        reader.start()
+        polling.wait()
+        Ledger(path).close()
+        reader.join(timeout=10)
+        assert not errors, f"race {i}: {errors}"
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
 
 
 @pytest.mark.slow

@@ -96,6 +96,22 @@ def _cli(capsys, *args):
     return code, out, err
 
 
+@pytest.mark.parametrize("bad", ["recipe", "audio"])
+def test_cli_render_checks_every_output_before_any_work(capsys, stereo_wav, tmp_path, bad):
+    """A missing folder for --save-recipe (or for the audio) is a one-line error, exit 1, and
+    nothing is written: not the audio, not the recipe."""
+    out = tmp_path / ("missing_folder/out.wav" if bad == "audio" else "out.wav")
+    recipe = tmp_path / ("missing_folder/r.json" if bad == "recipe" else "r.json")
+    before = sorted(tmp_path.rglob("*"))
+    code, out_text, err = _cli(
+        capsys, "render", stereo_wav, "-o", out, "--backend", "numpy", "--save-recipe", recipe
+    )
+    assert code == 1 and out_text == ""
+    assert err.count("\n") == 1 and err.startswith("plugin-bridge: error: ")
+    assert "missing_folder" in err and "does not exist" in err
+    assert sorted(tmp_path.rglob("*")) == before
+
+
 def test_cli_render_json(capsys, stereo_wav, tmp_path):
     code, out, err = _cli(
         capsys,

@@ -12,6 +12,7 @@ import sqlite3
 import time
 from pathlib import Path
 
+from ..audio_io import temporary_file_beside
 from .items import Item
 
 _SCHEMA = """
@@ -30,11 +31,39 @@ CREATE TABLE IF NOT EXISTS items (
 """
 
 
+def _create(path: Path) -> None:
+    """Create the ledger at ``path`` with its schema, never visible without it.
+
+    The database is built under a temporary name beside ``path`` and hard-linked into place (which,
+    unlike a rename, never replaces a ledger another process created meanwhile), so a reader that
+    opens ``path`` as soon as it exists always finds the ``items`` table.
+    """
+    tmp = temporary_file_beside(path, ".part.sqlite")
+    try:
+        db = sqlite3.connect(tmp, isolation_level=None)
+        try:
+            db.executescript(_SCHEMA)
+        finally:
+            db.close()
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass  # another process created it first, with the same schema
+        except OSError:  # a file system without hard links
+            if not path.exists():
+                os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
 class Ledger:
     """The SQLite ledger of one batch output folder (``<out>/batch.sqlite``)."""
 
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
+        if not self.path.exists():
+            _create(self.path)
         self.db = sqlite3.connect(str(self.path), isolation_level=None, timeout=30)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")

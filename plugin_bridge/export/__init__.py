@@ -20,6 +20,7 @@ import os
 import tempfile
 from pathlib import Path
 
+from ..audio_io import process_umask
 from ..errors import FormatError
 
 #: The ``--format`` names of ``plugin-bridge export``.
@@ -30,17 +31,8 @@ _WRITTEN: contextvars.ContextVar[list[Path] | None] = contextvars.ContextVar("ex
 
 
 def _umask() -> int:
-    """The process umask (read from /proc on Linux: os.umask would change it for other threads)."""
-    try:
-        with open("/proc/self/status", encoding="ascii") as f:
-            for line in f:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
-    except (OSError, ValueError, IndexError):
-        pass
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
+    """The process umask (`plugin_bridge.audio_io.process_umask`, shared by every atomic writer)."""
+    return process_umask()
 
 
 def write_atomic(path: str | os.PathLike, data: bytes | str) -> Path:

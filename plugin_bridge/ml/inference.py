@@ -30,9 +30,16 @@ class ModelError(PluginBridgeError):
 
 
 def models_dir() -> Path:
-    """The folder of shipped models: ``$PLUGIN_BRIDGE_MODELS`` or the repository's ``models/``."""
+    """The folder of shipped models: ``$PLUGIN_BRIDGE_MODELS``, the checkout's ``models/``, or the
+    copy an installed package carries (``plugin_bridge/_models``, put there when the wheel is built)."""
     env = os.environ.get("PLUGIN_BRIDGE_MODELS")
-    return Path(env) if env else Path(__file__).resolve().parents[2] / "models"
+    if env:
+        return Path(env)
+    package = Path(__file__).resolve().parents[1]
+    for candidate in (package.parent / "models", package / "_models"):
+        if (candidate / "ensemble.json").is_file():
+            return candidate
+    return package.parent / "models"
 
 
 def _space() -> ParamSpace:

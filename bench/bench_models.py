@@ -35,9 +35,9 @@ def main(argv: list[str] | None = None) -> int:
         os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})  # one core
     from plugin_bridge.audio_io import write_audio
     from plugin_bridge.demo import demo_song
-    from plugin_bridge.mixing import mix_song
     from plugin_bridge.ml.features import song_features
     from plugin_bridge.ml.inference import ALL_NAMES, load_model, models_dir
+    from plugin_bridge.song_mix import mix_song
 
     song = demo_song(seconds=args.seconds)
     print(f"song: built-in demo, {args.seconds:.0f} s stereo 44.1 kHz; one core")

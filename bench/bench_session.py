@@ -69,7 +69,7 @@ def make_session(folder: Path, seconds: float) -> Path:
 
 def run_one(session: str, backend: str, stems: bool) -> dict:
     """Render the session once on ``backend`` in this process; returns timing and peak RSS."""
-    from plugin_bridge.mixer import render_session
+    from plugin_bridge.graph import render_session
 
     out = Path(session).parent / f"mix_{backend}.wav"
     stems_out = Path(session).parent / f"stems_{backend}" if stems else None

@@ -10,13 +10,12 @@ The public API::
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
-
 from .chain import Chain, chain_from_dict, default_space, list_chains, load_chain
 from .effects import EFFECT_TYPES, Effect
 from .errors import AudioError, BackendError, ChainError, FormatError, ParameterError, PluginBridgeError
 from .params import ParamSpace, ParamSpec
 from .render import RenderResult, render_array, render_file, resolve_effects
+from .version import __version__
 
 #: Names served lazily (their modules import scipy.signal, ~1 s), so `import plugin_bridge` stays fast.
 _LAZY = {
@@ -28,8 +27,8 @@ _LAZY = {
     "master_array": "mastering",
     "master_file": "mastering",
     "match_reference": "mastering",
-    "render_session": "mixer",
-    "render_session_array": "mixer",
+    "render_session": "graph",
+    "render_session_array": "graph",
     "Session": "session",
     "load_session": "session",
 }

@@ -32,8 +32,9 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 from scipy.signal import get_window
 
-from .audio_io import check_audio_array, check_output_location, read_audio, replacing
+from .audio_io import check_audio_array, check_output_location, read_audio
 from .errors import ParameterError, PluginBridgeError
+from .files import replacing
 from .loudness import (
     amplitude_to_db,
     integrated_loudness,

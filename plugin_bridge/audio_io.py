@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +18,7 @@ import numpy as np
 import soundfile as sf
 
 from .errors import AudioError
+from .files import temporary_file_beside
 
 MIN_SAMPLE_RATE = 8000
 MAX_SAMPLE_RATE = 192000
@@ -199,53 +198,6 @@ def check_output_path(out: str | os.PathLike, inputs: tuple[str | os.PathLike, .
     if p.suffix.lower() not in WRITE_FORMATS:
         raise AudioError(f"{p}: output must end in {' or '.join(WRITE_FORMATS)}")
     return check_output_location(p, inputs)
-
-
-def process_umask() -> int:
-    """The process umask (read from /proc on Linux: `os.umask` would change it for other threads)."""
-    try:
-        with open("/proc/self/status", encoding="ascii") as f:
-            for line in f:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
-    except (OSError, ValueError, IndexError):
-        pass
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-def new_file_mode() -> int:
-    """The permission bits a newly created file gets: 0o666 less the umask (0o644 under umask 022)."""
-    return 0o666 & ~process_umask()
-
-
-def temporary_file_beside(path: str | os.PathLike, suffix: str = ".part") -> str:
-    """Create an empty hidden temporary file in ``path``'s folder and return its name.
-
-    `tempfile.mkstemp` creates it 0600; it is given the umask's usual mode (`new_file_mode`) so
-    that the file renamed over ``path`` can be read like any other program's output.
-    """
-    p = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.stem}.", suffix=suffix, dir=p.parent if str(p.parent) else ".")
-    try:
-        os.fchmod(fd, new_file_mode())
-    finally:
-        os.close(fd)
-    return tmp
-
-
-@contextmanager
-def replacing(path: str | os.PathLike, suffix: str = ".part") -> Iterator[str]:
-    """Yield a temporary file beside ``path`` (`temporary_file_beside`) to write; rename it over
-    ``path`` when the block ends normally, remove it when the block raises."""
-    tmp = temporary_file_beside(path, suffix)
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 class AtomicAudioWriter:

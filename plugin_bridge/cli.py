@@ -10,11 +10,11 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from . import __version__
 from .audio_io import SUBTYPES, check_output_location, check_output_path
 from .backends import BACKEND_NAMES, available_backends
 from .chain import list_chains, load_chain, presets_dir
 from .errors import ParameterError, PluginBridgeError
+from .version import __version__
 
 
 def _parse_vector(text: str) -> list[float]:
@@ -61,7 +61,7 @@ def _cmd_render(args: argparse.Namespace) -> int:
             raise ParameterError(
                 "--recipe carries its own chain and parameters: drop --chain/--params/--vector"
             )
-        from .export.recipe import render_recipe
+        from .pipeline import render_recipe
 
         backend = None if args.backend == "auto" else args.backend
         res = render_recipe(args.recipe, args.output, backend=backend, input_path=args.input)
@@ -79,8 +79,6 @@ def _cmd_render(args: argparse.Namespace) -> int:
         values, vector = loaded.get("values"), loaded.get("vector")
     elif args.vector:
         vector = _parse_vector(args.vector)
-    if args.save_recipe and args.downmix:
-        raise ParameterError("--save-recipe cannot record --downmix; downmix the input file first")
     _check_outputs(args.output, args.save_recipe, inputs=(args.input,))
     result = render_file(
         args.input,
@@ -94,6 +92,7 @@ def _cmd_render(args: argparse.Namespace) -> int:
         subtype=SUBTYPES[args.bit_depth] if args.bit_depth else None,
         progress=args.progress,
         strict=args.strict,
+        float_headroom=args.float_headroom,
     )
     if args.save_recipe:
         from .export.recipe import recipe_from_chain
@@ -106,6 +105,7 @@ def _cmd_render(args: argparse.Namespace) -> int:
             sample_rate=result.sample_rate,
             backend=result.backend,
             tail=not args.no_tail,
+            downmix=args.downmix,
         )
         print(f"wrote recipe {recipe.save(args.save_recipe)}", file=sys.stderr if args.json else sys.stdout)
     if args.json:
@@ -119,7 +119,7 @@ def _cmd_render(args: argparse.Namespace) -> int:
 
 
 def _cmd_render_session(args: argparse.Namespace) -> int:
-    from .mixer import render_session
+    from .graph import render_session
 
     if args.save_recipe:
         check_output_location(args.save_recipe, (args.session, args.output))
@@ -130,6 +130,7 @@ def _cmd_render_session(args: argparse.Namespace) -> int:
         backend=args.backend,
         tail=not args.no_tail,
         subtype=SUBTYPES[args.bit_depth] if args.bit_depth else None,
+        float_headroom=args.float_headroom,
     )
     if args.save_recipe:
         from .export.recipe import recipe_from_session
@@ -187,7 +188,7 @@ def _cmd_backends(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from .audio_io import write_audio
     from .demo import demo_song
-    from .mixer import render_session
+    from .graph import render_session
     from .multitrack import make_multitrack
     from .render import render_file
 
@@ -240,6 +241,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--no-tail", action="store_true", help="cut the output at the input's length")
     r.add_argument("--downmix", action="store_true", help="fold inputs with more than 2 channels to stereo")
     r.add_argument(
+        "--float-headroom",
+        action="store_true",
+        help="keep samples beyond 0 dBFS in a 32-bit float WAV instead of clipping them (with a warning)",
+    )
+    r.add_argument(
         "--bit-depth", choices=tuple(SUBTYPES), help="output sample format (default: wav 32f, flac 24)"
     )
     r.add_argument(
@@ -268,6 +274,11 @@ def build_parser() -> argparse.ArgumentParser:
     rs.add_argument("--backend", default="auto", choices=("auto", *BACKEND_NAMES))
     rs.add_argument("--no-tail", action="store_true", help="cut the mix at the longest stem's length")
     rs.add_argument("--bit-depth", choices=tuple(SUBTYPES))
+    rs.add_argument(
+        "--float-headroom",
+        action="store_true",
+        help="keep samples beyond 0 dBFS in a 32-bit float WAV instead of clipping them (with a warning)",
+    )
     rs.add_argument("--save-recipe", metavar="FILE", help="also write the mix recipe (.json) of this render")
     rs.add_argument("--json", action="store_true")
     rs.set_defaults(func=_cmd_render_session)

@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from .backends import BACKEND_NAMES
+from .mastering.targets import DEFAULT_TARGET, TARGETS, describe_targets
 
 
 def _cmd_batch(args: argparse.Namespace) -> int:
@@ -29,6 +30,7 @@ def _cmd_batch(args: argparse.Namespace) -> int:
         backend=args.backend,
         target=args.target,
         export=tuple(args.export.split(",")) if args.export else (),
+        downmix=args.downmix,
     )
     summary = run_batch(
         BatchOptions(
@@ -69,7 +71,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--chain", default="default", help="chain for songs (default: default)")
     b.add_argument("--params", help="JSON of real values or {'vector': [...]} for the chain")
     b.add_argument("--vector", help="normalized vector for the chain")
-    b.add_argument("--target", default="streaming", help="loudness target of the master")
+    b.add_argument(
+        "--target",
+        default=DEFAULT_TARGET,
+        choices=tuple(TARGETS),
+        help=f"loudness preset: {describe_targets()}",
+    )
+    b.add_argument(
+        "--downmix", action="store_true", help="fold songs with more than 2 channels (5.1) to stereo"
+    )
     b.add_argument("--export", help="comma-separated export formats per item")
     b.add_argument("--backend", default="auto", choices=("auto", *BACKEND_NAMES))
     b.add_argument("--workers", type=int, default=0, help="parallel items (default: all cores)")

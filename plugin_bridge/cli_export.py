@@ -46,7 +46,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 def _cmd_render_recipe(args: argparse.Namespace) -> int:
-    from .export.recipe import render_recipe
+    from .pipeline import render_recipe
 
     result = render_recipe(args.recipe, args.output, backend=args.backend, input_path=args.input)
     if args.json:

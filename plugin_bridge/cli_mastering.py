@@ -8,6 +8,7 @@ import math
 from pathlib import Path
 
 from .audio_io import SUBTYPES
+from .mastering.settings import MasterSettings
 from .mastering.targets import DEFAULT_TARGET, TARGETS, describe_targets
 
 #: Preset names, from the one target table (`plugin_bridge.mastering.targets`: imports no DSP).
@@ -30,6 +31,7 @@ def _cmd_master(args: argparse.Namespace) -> int:
         ceiling_dbtp=args.ceiling,
         subtype=SUBTYPES[args.bit_depth] if args.bit_depth else None,
         downmix=args.downmix,
+        settings=MasterSettings(max_limiting_db=args.max_limiting),
     )
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))
@@ -139,6 +141,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--ceiling", type=float, help="true-peak ceiling (dBTP; default: the target's, -1 if custom)"
     )
     m.add_argument("--reference", help="reference track whose spectrum, width (and loudness) to match")
+    m.add_argument(
+        "--max-limiting",
+        type=float,
+        default=MasterSettings().max_limiting_db,
+        metavar="DB",
+        help="most peak limiting allowed to reach the target (default: %(default)g dB; 0..20)",
+    )
     m.add_argument(
         "--bit-depth", choices=tuple(SUBTYPES), help="output sample format (default: wav 32f, flac 24)"
     )

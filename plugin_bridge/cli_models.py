@@ -7,12 +7,21 @@ import json
 import sys
 
 from .backends import BACKEND_NAMES
+from .mastering.targets import DEFAULT_TARGET, TARGETS, describe_targets
 
 
 def _cmd_mix(args: argparse.Namespace) -> int:
-    from .mixing import mix_song
+    from .song_mix import mix_song
 
-    result = mix_song(args.song, args.output_dir, model=args.model, backend=args.backend, target=args.target)
+    result = mix_song(
+        args.song,
+        args.output_dir,
+        model=args.model,
+        backend=args.backend,
+        target=args.target,
+        downmix=args.downmix,
+        max_limiting_db=args.max_limiting,
+    )
     results = result if isinstance(result, dict) else {args.model: result}
     if args.json:
         print(json.dumps({k: v.to_dict() for k, v in results.items()}, indent=2))
@@ -95,7 +104,22 @@ def register(sub: argparse._SubParsersAction) -> None:
     m.add_argument("-o", "--output-dir", required=True)
     m.add_argument("--model", default="ensemble", choices=[*ALL_NAMES, "all"])
     m.add_argument("--backend", default="auto", choices=["auto", *BACKEND_NAMES])
-    m.add_argument("--target", default="streaming", help="streaming|apple|ebu_r128|club")
+    m.add_argument(
+        "--target",
+        default=DEFAULT_TARGET,
+        choices=tuple(TARGETS),
+        help=f"loudness preset: {describe_targets()}",
+    )
+    m.add_argument(
+        "--downmix", action="store_true", help="fold a song with more than 2 channels (5.1) to stereo"
+    )
+    m.add_argument(
+        "--max-limiting",
+        type=float,
+        default=None,
+        metavar="DB",
+        help="most peak limiting the master may use to reach the target (default: 6 dB; 0..20)",
+    )
     m.add_argument("--json", action="store_true")
     m.set_defaults(func=_cmd_mix)
 

@@ -60,6 +60,30 @@ def k_weighting_coefficients(sample_rate: float) -> list[tuple[np.ndarray, np.nd
     return [(shelf.b, shelf.a), (highpass.b, highpass.a)]
 
 
+class KWeighting:
+    """The BS.1770-4 K-weighting filters run block by block: per-sample power, the filter state carried.
+
+    ``process(block)`` takes the next ``(channels, m)`` block (linear amplitude) and returns its
+    K-weighted power summed over channels (``(m,)`` of ``dtype``), exactly the numbers
+    `k_weighted_power` gives for the whole signal cut at the same places.
+    """
+
+    def __init__(self, sample_rate: float, channels: int, dtype: type = np.float64) -> None:
+        self.sos = np.array([np.concatenate((b, a)) for b, a in k_weighting_coefficients(sample_rate)])
+        self.pair = channels == 2
+        sections = self.sos.shape[0]
+        self.state = np.zeros((sections, 2), complex) if self.pair else np.zeros((sections, channels, 2))
+        self.dtype = dtype
+
+    def process(self, block: np.ndarray) -> np.ndarray:
+        """K-weighted power (channels summed) of the next block."""
+        if self.pair:
+            y, self.state = sosfilt(self.sos, pack_pair(block), zi=self.state)
+            return (y.real * y.real + y.imag * y.imag).astype(self.dtype, copy=False)
+        y, self.state = sosfilt(self.sos, block, axis=1, zi=self.state)  # float64 inside
+        return np.einsum("cn,cn->n", y, y).astype(self.dtype, copy=False)
+
+
 def k_weighted_power(
     audio: np.ndarray, sample_rate: float, block: int = 1 << 16, dtype: type = np.float64
 ) -> np.ndarray:
@@ -71,17 +95,11 @@ def k_weighted_power(
     1e-6 LU), halving its memory.
     """
     x = np.atleast_2d(np.asarray(audio))
-    sos = np.array([np.concatenate((b, a)) for b, a in k_weighting_coefficients(sample_rate)])
-    pair = x.shape[0] == 2
-    state = np.zeros((sos.shape[0], 2), complex) if pair else np.zeros((sos.shape[0], x.shape[0], 2))
+    weighting = KWeighting(sample_rate, x.shape[0], dtype)
     power = np.empty(x.shape[1], dtype=dtype)
     for start in range(0, x.shape[1], block):  # in blocks, so memory stays at one block
-        if pair:
-            y, state = sosfilt(sos, pack_pair(x[:, start : start + block]), zi=state)
-            power[start : start + y.shape[0]] = y.real * y.real + y.imag * y.imag
-        else:
-            y, state = sosfilt(sos, x[:, start : start + block], axis=1, zi=state)  # float64 inside
-            power[start : start + y.shape[1]] = np.einsum("cn,cn->n", y, y)
+        part = weighting.process(x[:, start : start + block])
+        power[start : start + part.shape[0]] = part
     return power
 
 
@@ -113,20 +131,47 @@ def block_powers(
     ``block_s (1 - overlap)`` seconds. Returns an empty array when the signal is shorter than a block.
     """
     n = power.shape[0]
-    step = 1.0 - overlap
-    duration = n / sample_rate
-    if duration < block_s:
+    edges, lo, hi = gating_edges(n, sample_rate, block_s, overlap)
+    if edges.size == 0:
         return np.zeros(0)
+    # sums between consecutive block edges (float64 accumulation, also for float32 power), then
+    # each block's sum from their running total: no full-length temporary
+    starts = edges[edges < n]
+    sums = np.add.reduceat(power, starts, dtype=np.float64)[: edges.size - 1]
+    return powers_from_segments(sums, edges, lo, hi, sample_rate, block_s)
+
+
+def gating_edges(
+    frames: int, sample_rate: float, block_s: float = BLOCK_S, overlap: float = OVERLAP
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The gating blocks of ``frames`` samples: ``(edges, lo, hi)`` sample indices (int64).
+
+    Block ``j`` covers ``[lo[j], hi[j])``; ``edges`` are all their ends, sorted and unique (the
+    power summed between consecutive edges gives every block's sum). Empty for less than a block.
+    """
+    step = 1.0 - overlap
+    duration = frames / sample_rate
+    if duration < block_s:
+        empty = np.zeros(0, np.int64)
+        return empty, empty, empty
     count = int(np.round((duration - block_s) / (block_s * step))) + 1
     j = np.arange(count)
     lo = (block_s * (j * step) * sample_rate).astype(np.int64)
-    hi = np.minimum((block_s * (j * step + 1) * sample_rate).astype(np.int64), n)
-    # sums between consecutive block edges (float64 accumulation, also for float32 power), then
-    # each block's sum from their running total: no full-length temporary
-    edges = np.unique(np.concatenate((lo, hi)))
-    starts = edges[edges < n]
+    hi = np.minimum((block_s * (j * step + 1) * sample_rate).astype(np.int64), frames)
+    return np.unique(np.concatenate((lo, hi))), lo, hi
+
+
+def powers_from_segments(
+    sums: np.ndarray,
+    edges: np.ndarray,
+    lo: np.ndarray,
+    hi: np.ndarray,
+    sample_rate: float,
+    block_s: float = BLOCK_S,
+) -> np.ndarray:
+    """Gating-block powers from the power summed between consecutive ``edges`` (`gating_edges`)."""
     cs = np.zeros(edges.size)
-    cs[1:] = np.cumsum(np.add.reduceat(power, starts, dtype=np.float64))[: edges.size - 1]
+    cs[1:] = np.cumsum(sums)
     return (cs[np.searchsorted(edges, hi)] - cs[np.searchsorted(edges, lo)]) / (block_s * sample_rate)
 
 

@@ -8,6 +8,7 @@ block sizes (so the same input gives bit-identical output) and atomic writes.
 from __future__ import annotations
 
 import itertools
+import logging
 import math
 import os
 import sys
@@ -31,8 +32,54 @@ from .backends.host_process import hosted_slots, in_host_process, prepare_in_hos
 from .chain import Chain, load_chain
 from .effects import Effect, clamp_to_sample_rate, tail_seconds
 from .errors import BackendError, ParameterError, PluginBridgeError
+from .plugins.planning import plan_effects
 
 ProgressFn = Callable[[int], None]
+log = logging.getLogger(__name__)
+
+
+class ClipGuard:
+    """The last stage of every written render: samples beyond 0 dBFS are clipped to full scale.
+
+    A mix chain ends in an anti-clipping stage, so a written file never holds samples beyond
+    +-1.0 unless the caller asks for float headroom (``enabled=False``: a 32-bit float WAV keeps
+    them). Either way the peak (dBFS) and the number of clipped samples are kept for `message`.
+    """
+
+    def __init__(self, enabled: bool = True) -> None:
+        self.enabled = enabled
+        self.peak = 0.0
+        self.clipped = 0
+        self.samples = 0
+
+    def __call__(self, block: np.ndarray) -> np.ndarray:
+        """``block`` with samples beyond +-1.0 clipped (when enabled); counts what it did."""
+        self.samples += block.size
+        peak = float(np.max(np.abs(block))) if block.size else 0.0
+        self.peak = max(self.peak, peak)
+        if peak > 1.0:
+            over = int(np.count_nonzero(np.abs(block) > 1.0))
+            self.clipped += over
+            if self.enabled:
+                block = np.clip(block, -1.0, 1.0)
+        return block
+
+    def message(self, where: str) -> str | None:
+        """One line for the user when the render went beyond 0 dBFS; None when it did not."""
+        if self.clipped == 0:
+            return None
+        peak_db = 20.0 * math.log10(self.peak)
+        share = 100.0 * self.clipped / max(self.samples, 1)
+        if self.enabled:
+            return (
+                f"{where}: the render peaked at {peak_db:+.1f} dBFS; {self.clipped} samples ({share:.3g} %) "
+                "were clipped to 0 dBFS. Lower the input or the chain's gain, or keep them with "
+                "--float-headroom (32-bit float WAV)"
+            )
+        return (
+            f"{where}: the render peaks at {peak_db:+.1f} dBFS ({self.clipped} samples above 0 dBFS, kept "
+            "as float headroom): lower it before playback or export to a fixed-point format"
+        )
 
 
 @dataclass(frozen=True)
@@ -48,6 +95,8 @@ class RenderResult:
     latency_samples: int
     tail_frames: int
     effects: tuple[Effect, ...]
+    peak_dbfs: float = -math.inf
+    clipped_samples: int = 0
 
     @property
     def realtime_factor(self) -> float:
@@ -67,6 +116,8 @@ class RenderResult:
             "realtime_factor": round(self.realtime_factor, 1),
             "latency_samples": self.latency_samples,
             "tail_frames": self.tail_frames,
+            "peak_dbfs": round(self.peak_dbfs, 2) if math.isfinite(self.peak_dbfs) else None,
+            "clipped_samples": self.clipped_samples,
             "effects": [e.to_dict() for e in self.effects],
         }
 
@@ -120,8 +171,6 @@ def prepare_processor(
     (`plugin_bridge.backends.host_process`), so that a crashing plugin cannot take this one down."""
     effects = [clamp_to_sample_rate(e, sample_rate) for e in effects]
     if any(e.plugin for e in effects):
-        from .plugins.hosting import plan_effects
-
         # slots this backend will not host lose their plugin here, with a warning (or an error if strict)
         effects = plan_effects(effects, backend.name, strict)
     try:
@@ -199,7 +248,7 @@ def render_array(
     input's length, plus the effects' tails when ``tail`` is true. Latency is compensated.
     Slots naming a plugin the backend cannot host fall back to the built-in with a warning, or
     raise `PluginError` when ``strict``. ``plugin_states`` (``{effect id: state}``, see
-    `plugin_bridge.plugins.hosting`) are restored into the hosted plugins.
+    `plugin_bridge.backends.hosted`) are restored into the hosted plugins.
     """
     arr = check_audio_array(audio, sample_rate)
     effects = resolve_effects(chain, values, vector)
@@ -236,6 +285,7 @@ def render_file(
     *,
     strict: bool = False,
     plugin_states: Mapping[str, dict] | None = None,
+    float_headroom: bool = False,
 ) -> RenderResult:
     """Render an audio file through a chain and write the result atomically.
 
@@ -244,7 +294,11 @@ def render_file(
     Everything is validated before any audio is processed; the input is never overwritten.
     ``strict`` makes a plugin slot that cannot be hosted an error instead of a built-in fallback;
     ``plugin_states`` (``{effect id: state}``) are restored into the hosted plugins.
+    The chain ends in an anti-clipping stage (`ClipGuard`): samples beyond 0 dBFS are clipped, with a
+    warning saying by how much, unless ``float_headroom`` keeps them (32-bit float WAV only).
     """
+    if float_headroom and (Path(output_path).suffix.lower() != ".wav" or subtype not in (None, "FLOAT")):
+        raise ParameterError(f"{output_path}: float headroom needs a 32-bit float .wav output")
     info = inspect_audio(input_path, downmix)
     out = check_output_path(output_path, (input_path,))
     effects = resolve_effects(chain, values, vector)
@@ -254,15 +308,19 @@ def render_file(
     extra = chain_tail_frames(effects, info.sample_rate) if tail else 0
     bar = _progress_bar(info.frames + extra + proc.latency, progress, info.duration)
     start = time.perf_counter()
+    guard = ClipGuard(enabled=not float_headroom)
     try:
         with AtomicAudioWriter(out, info.sample_rate, proc.out_channels, subtype) as writer:
             blocks = iter_blocks(input_path, block_size, downmix)
             for block in _run(proc, be, blocks, channels, extra, block_size, bar.update if bar else None):
-                writer.write(block)
+                writer.write(guard(block))
     finally:
         if bar:
             bar.close()
     elapsed = time.perf_counter() - start
+    warning = guard.message(str(out))
+    if warning:
+        log.warning("%s", warning)
     return RenderResult(
         str(Path(out)),
         info.sample_rate,
@@ -273,4 +331,6 @@ def render_file(
         proc.latency,
         extra,
         tuple(effects),
+        20.0 * math.log10(guard.peak) if guard.peak > 0 else -math.inf,
+        guard.clipped,
     )

@@ -42,7 +42,7 @@ import numpy as np
 import soundfile as sf
 
 from plugin_bridge.audio_io import read_audio
-from plugin_bridge.mixer import track_pan_gains
+from plugin_bridge.graph import track_pan_gains
 from plugin_bridge.ml.corpus import assign_splits
 from plugin_bridge.ml.features import FEATURE_SR, to_feature_rate
 from plugin_bridge.multitrack import MIX_DEFAULTS, _loudness, render_parts

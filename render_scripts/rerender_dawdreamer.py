@@ -16,7 +16,8 @@ import sys
 from pathlib import Path
 
 from plugin_bridge.errors import PluginBridgeError
-from plugin_bridge.export.recipe import is_recipe_file, render_recipe
+from plugin_bridge.export.recipe import is_recipe_file
+from plugin_bridge.pipeline import render_recipe
 
 
 def main(argv: list[str] | None = None) -> int:

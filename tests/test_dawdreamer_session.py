@@ -12,14 +12,15 @@ from session_files import tracks as _tracks
 from session_files import write_session
 from session_files import write_wav as _write
 
-from plugin_bridge.dawdreamer_session import (  # noqa: E402
+from plugin_bridge.graph.dawdreamer_graph import (  # noqa: E402
     DawDreamerSessionGraph,
     edge_code,
     node_code,
     plan_session,
     render_session_dawdreamer,
 )
-from plugin_bridge.mixer import SessionGraph, _blocks, render_session_array, track_pan_gains  # noqa: E402
+from plugin_bridge.graph.executor import SessionGraph, _blocks, render_session_array
+from plugin_bridge.graph.signal_flow import track_pan_gains  # noqa: E402
 from plugin_bridge.session import load_session  # noqa: E402
 
 pytestmark = pytest.mark.dawdreamer

@@ -32,8 +32,8 @@ from plugin_bridge.export.recipe import (
     recipe_from_chain,
     recipe_from_dict,
     recipe_from_session,
-    render_recipe,
 )
+from plugin_bridge.pipeline import render_recipe
 
 GOLDEN = Path(__file__).parent / "golden" / "export"
 UPDATE = os.environ.get("PLUGIN_BRIDGE_UPDATE_GOLDEN") == "1"
@@ -70,7 +70,7 @@ def _fpu_reset():
     """DPF plugins (zam, Dragonfly, 3BandEQ) leave flush-to-zero set on the thread; reset it after
     each test so later tests (hypothesis floats, Faust compiles) see the default FPU environment."""
     yield
-    from plugin_bridge.backends.dawdreamer_backend import reset_fpu_environment
+    from plugin_bridge.plugins.fpu import reset_fpu_environment
 
     reset_fpu_environment()
 
@@ -185,7 +185,7 @@ def test_render_recipe_bit_identical(tmp_path, backend):
 
 
 def test_session_recipe_bit_identical(tmp_path, session_file):
-    from plugin_bridge.mixer import render_session
+    from plugin_bridge.graph import render_session
 
     render_session(session_file, tmp_path / "a.wav", backend="numpy")
     recipe_from_session(session_file, backend="numpy").save(tmp_path / "s.json")
@@ -402,7 +402,7 @@ def test_fxp_real_plugins_round_trip(tmp_path, path, package, indices, kind):
     b = np.array([fresh.get_parameter(i) for i in range(n)])
     assert np.max(np.abs(a - b)) < 1e-6
     assert not np.allclose(before, [fresh.get_parameter(i) for i in indices])  # the preset changed it
-    from plugin_bridge.backends.dawdreamer_backend import reset_fpu_environment
+    from plugin_bridge.plugins.fpu import reset_fpu_environment
 
     reset_fpu_environment()
 
@@ -559,7 +559,7 @@ def test_dawdreamer_script_session_matches_mixer(tmp_path, session_file):
     _dawdreamer()
     from plugin_bridge.export.dawdreamer_script import write_script
     from plugin_bridge.export.recipe import session_of
-    from plugin_bridge.mixer import SessionGraph, _blocks
+    from plugin_bridge.graph.executor import SessionGraph, _blocks
 
     r = recipe_from_session(session_file, backend="dawdreamer")
     script = write_script(r, tmp_path / "render.py")
@@ -868,7 +868,7 @@ def test_session_recipe_with_plugin_slots_rerenders_bit_identically(tmp_path):
     _need(ZAM_COMP, "zam-plugins")
     import yaml
 
-    from plugin_bridge.mixer import render_session
+    from plugin_bridge.graph import render_session
 
     d, chain, src = _plugged_setup(tmp_path)
     _wav(d / "drums é.wav", 1, seconds=1.0, seed=3)
@@ -894,7 +894,7 @@ def test_session_recipe_with_plugin_slots_rerenders_bit_identically(tmp_path):
 
 def _mapped_values(effect, backend: str) -> dict[int, float]:
     """``{parameter index: normalized value}`` the slot's map sets on ``backend``."""
-    from plugin_bridge.plugins.hosting import indexed_values, plan_slot
+    from plugin_bridge.plugins.planning import indexed_values, plan_slot
 
     return indexed_values(plan_slot(effect, backend, strict=True))
 
@@ -1125,14 +1125,15 @@ SHIPPED_MODELS = Path(__file__).resolve().parent.parent / "models"
 @pytest.mark.skipif(not (SHIPPED_MODELS / "cnn.onnx").is_file(), reason="no shipped models")
 def test_mix_writes_a_standard_recipe_that_rerenders_the_mastered_mix_and_daw_presets(tmp_path):
     from plugin_bridge.demo import demo_song
-    from plugin_bridge.mixing import mix_song
+    from plugin_bridge.song_mix import mix_song
 
     song = tmp_path / "my sóng.wav"
     sf.write(song, demo_song(8.0).T, SR, subtype="FLOAT")
     out = tmp_path / "mix é"
     res = mix_song(song, out, model="cnn", backend="pedalboard")
     r = load_recipe(res.files["recipe"])
-    assert (r.model_id, r.backend, r.tail, r.input) == ("cnn", "pedalboard", False, str(song.resolve()))
+    # tails are kept in every front end (pipeline.RENDER_TAIL); reverb and delay are off in the AI chain
+    assert (r.model_id, r.backend, r.tail, r.input) == ("cnn", "pedalboard", True, str(song.resolve()))
     assert r.master["target"]["name"] == "streaming" and r.vector == pytest.approx(tuple(res.vector))
     assert main(["render", "--recipe", res.files["recipe"], "-o", str(tmp_path / "again.wav")]) == 0
     assert_same_audio(Path(res.files["mix"]), tmp_path / "again.wav")

@@ -551,3 +551,143 @@ def test_target_names_live_in_one_table():
 
     assert TARGET_NAMES == tuple(TARGETS)
     assert describe_targets().startswith("streaming -14 LUFS/-1 dBTP, apple -16/-1")
+
+
+# ---------------------------------------------------------------------------------------------
+# streamed mastering: master_file reads, measures and writes block by block (65536 samples), its
+# intermediate signals in temporary float32 files; master_array runs the same pipeline in memory
+
+
+def test_streamed_master_file_equals_master_array(tmp_path):
+    """Same float32 samples in, the same pipeline cut at the same places: the same master, bit for bit.
+
+    The input is longer than two blocks, has DC (the two-pass zero-phase high-pass through a disk
+    store) and clipping runs, and is matched to a reference (FIR across block boundaries).
+    """
+    from plugin_bridge.mastering.streaming import BLOCK
+
+    x = np.clip(song(4.0) * np.float32(2.5), -1.0, 1.0) + np.float32(0.01)
+    assert x.shape[1] > 2 * BLOCK
+    ref = reference_track(4.0, SR)
+    src, ref_path = tmp_path / "in.wav", tmp_path / "ref.wav"
+    sf.write(src, x.T, SR, subtype="FLOAT")
+    sf.write(ref_path, ref.T, SR, subtype="FLOAT")
+    for kwargs in ({"target": "club"}, {"reference": ref_path}):
+        res = master_file(src, tmp_path / "out.wav", **kwargs)
+        got, _ = sf.read(tmp_path / "out.wav", dtype="float32", always_2d=True)
+        arr_ref = ref if "reference" in kwargs else None
+        y, expected = master_array(x, SR, kwargs.get("target"), arr_ref)
+        np.testing.assert_array_equal(got.T, y)  # stated tolerance: none
+        assert replace(res, seconds=0.0, output=None) == replace(expected, seconds=0.0)
+        assert any("DC offset" in w for w in res.warnings) and any("clipping" in w for w in res.warnings)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.wav", "out.wav", "ref.wav"]  # no leftovers
+
+
+def test_streamed_pipeline_stays_close_to_the_whole_signal_computations():
+    """The streamed meters, DC filter and reference match against the in-memory functions they stream."""
+    from plugin_bridge.loudness import true_peak_envelope
+    from plugin_bridge.mastering import filtfilt_inplace
+    from plugin_bridge.mastering.checks import ClippingCounter
+    from plugin_bridge.mastering.streaming import ArraySignal, DiskStore, LoudnessMeter, TruePeakMeter
+
+    x = hot_master(5.0)
+    meter, peaks, env = LoudnessMeter(SR, 2, x.shape[1]), TruePeakMeter(2), []
+    clip = ClippingCounter(2)
+    for block in ArraySignal(x).blocks():
+        meter.process(block)
+        env.append(peaks.process(block))
+        clip.process(block)
+    env = np.concatenate([*env, peaks.flush()])
+    assert meter.loudness() == pytest.approx(integrated_loudness(x, SR), abs=1e-6)
+    np.testing.assert_allclose(env, true_peak_envelope(x, dtype=np.float32), rtol=1e-5, atol=1e-7)
+    assert clip.result() == detect_clipping(x)
+    for cut in (1, 3, 7):  # clipping runs crossing block ends
+        counter = ClippingCounter(2)
+        for a in range(0, x.shape[1], 65536 + cut):
+            counter.process(x[:, a : a + 65536 + cut])
+        assert counter.result() == detect_clipping(x)
+    from scipy.signal import butter
+
+    sos = butter(2, 5.0, "highpass", fs=SR, output="sos")
+    store = DiskStore(str(pytest.importorskip("tempfile").mktemp()), 2, x.shape[1])
+    try:
+        store.append(x)
+        filtfilt_inplace(sos, store, block=4096)
+        np.testing.assert_allclose(store[:, :], filtfilt_inplace(sos, x.astype(np.float64)), atol=2e-6)
+    finally:
+        store.close()
+    y, rep = match_reference(song(8.0), SR, reference_track(8.0, 48000), 48000)
+    assert integrated_loudness(y, SR) == pytest.approx(rep.reference_lufs, abs=0.05)
+
+
+@needs_ffmpeg
+def test_streamed_master_of_a_long_file_meets_target_and_ceiling(tmp_path):
+    """90 s (60 blocks) of the demo song looped with a quieter passage, the limiter at its 6 dB cap:
+    loudness and true peak on our meter and ffmpeg's, within the same tolerances as in memory."""
+    part = song(15.0)
+    x = np.concatenate([part, part * np.float32(0.5), *([part] * 4)], axis=1)
+    src = tmp_path / "long.flac"
+    sf.write(src, x.T, SR, subtype="PCM_24")
+    res = master_file(src, tmp_path / "out.wav", "streaming")
+    y, _ = sf.read(tmp_path / "out.wav", dtype="float32", always_2d=True)
+    assert res.reached and res.limiting_db > 0.5 and y.shape == (x.shape[1], 2)
+    assert (
+        abs(integrated_loudness(y.T, SR) - res.output_lufs) <= 1e-3
+    )  # what was measured is what was written
+    assert abs(res.output_lufs + 14.0) <= 0.1 and amplitude_to_db(true_peak(y.T)) <= -1.0
+    i_ff, tp_ff = ebur128(tmp_path / "out.wav")
+    assert abs(i_ff + 14.0) <= LU_TOL and tp_ff <= -1.0 + TP_TOL
+
+
+def test_master_file_reads_in_blocks(tmp_path):
+    """Python-side allocations (tracemalloc) while mastering do not grow with the song.
+
+    A 60 s song is 21 MB as float32; a pass holds a few 65536-sample blocks and the FFT work of
+    one block (the reference FIR's the largest, ~14 MB), whether the song lasts 20 s or 60 s.
+    """
+    import tracemalloc
+
+    ref = tmp_path / "ref.wav"
+    sf.write(ref, reference_track(10.0, SR).T, SR, subtype="FLOAT")
+    peaks = {}
+    for seconds in (20.0, 60.0):
+        src = tmp_path / f"in{seconds:g}.wav"
+        sf.write(src, song(seconds).T, SR, subtype="FLOAT")
+        for kwargs in ({"target": "streaming"}, {"reference": ref}):
+            tracemalloc.start()
+            try:
+                master_file(src, tmp_path / "out.wav", **kwargs)
+                peaks[seconds, "reference" in kwargs] = tracemalloc.get_traced_memory()[1] / 1e6
+            finally:
+                tracemalloc.stop()
+    song_mb = 2 * 60 * SR * 4 / 1e6
+    for with_reference in (False, True):
+        short, long = peaks[20.0, with_reference], peaks[60.0, with_reference]
+        assert long < 1.1 * short + 1.0 and long < 0.8 * song_mb, peaks
+
+
+def test_max_limiting_lets_the_user_through_the_6_db_cap(tmp_path, capsys, caplog):
+    """The cap's warning names the option; --max-limiting 14 reaches the target the default misses."""
+    src = tmp_path / "song.wav"
+    sf.write(src, song().T, SR, subtype="FLOAT")
+    assert main(["master", str(src), "-o", str(tmp_path / "a.wav"), "--lufs", "-11", "--json"]) == 0
+    capped = json.loads(capsys.readouterr().out)
+    assert not capped["reached"] and any("--max-limiting DB" in w for w in capped["warnings"])
+    args = [
+        "master",
+        str(src),
+        "-o",
+        str(tmp_path / "b.wav"),
+        "--lufs",
+        "-11",
+        "--max-limiting",
+        "14",
+        "--json",
+    ]
+    assert main(args) == 0
+    freed = json.loads(capsys.readouterr().out)
+    assert freed["reached"] and 6.0 < freed["limiting_db"] <= 14.0
+    assert abs(integrated_loudness(sf.read(tmp_path / "b.wav", dtype="float32")[0].T, SR) + 11.0) < 0.5
+    assert main(["master", str(src), "-o", str(tmp_path / "c.wav"), "--max-limiting", "40"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "outside 0..20 dB" in err and not (tmp_path / "c.wav").exists()

@@ -366,7 +366,7 @@ def test_shipped_models_load_and_are_fast():
 @needs_shipped
 def test_seed_api_on_the_demo_song(tmp_path):
     from plugin_bridge.demo import demo_song
-    from plugin_bridge.mixing import apply_mixing_parameters, predict_mixing_parameters
+    from plugin_bridge.song_mix import apply_mixing_parameters, predict_mixing_parameters
 
     song = demo_song(seconds=8.0)
     params = predict_mixing_parameters(song, SR)
@@ -433,3 +433,33 @@ def test_mix_stderr_holds_only_what_the_user_must_know(tmp_path):
     assert run.returncode == 0, run.stderr
     assert (tmp_path / "mix" / "presets").is_dir() and any((tmp_path / "mix" / "presets").glob("*.RPP"))
     assert run.stderr.strip() == ""
+
+
+@pytest.mark.slow
+@needs_shipped
+def test_mix_and_batch_take_downmix_for_a_5_1_file(tmp_path, capsys):
+    """The 5.1 refusal says 'use --downmix'; mix and batch have it, and the recipe re-renders the mix."""
+    from plugin_bridge.cli import main
+
+    x = _music(5.0, 21)
+    six = np.vstack([x, x[:1] * 0.7, np.zeros_like(x[:1]), x * 0.5])  # L R C LFE Ls Rs
+    song = tmp_path / "five one.wav"
+    sf.write(song, six.T, SR, subtype="FLOAT")
+    assert main(["mix", str(song), "-o", str(tmp_path / "no"), "--backend", "numpy"]) == 1
+    err = capsys.readouterr().err
+    assert "use --downmix" in err and err.count("\n") == 1
+    assert main(["mix", str(song), "-o", str(tmp_path / "m"), "--backend", "numpy", "--downmix"]) == 0
+    mix, sr = sf.read(tmp_path / "m" / "mix.wav", dtype="float32")
+    assert mix.shape == (x.shape[1], 2) and sr == SR
+    rec = json.loads((tmp_path / "m" / "recipe.json").read_text())
+    assert rec["downmix"] is True
+    assert (
+        main(["render", "--recipe", str(tmp_path / "m" / "recipe.json"), "-o", str(tmp_path / "re.wav")]) == 0
+    )
+    np.testing.assert_array_equal(sf.read(tmp_path / "re.wav", dtype="float32")[0], mix)
+    src = tmp_path / "songs"
+    src.mkdir()
+    shutil.copy(song, src / "a.wav")
+    args = ["batch", str(src), "-o", str(tmp_path / "b"), "--backend", "numpy", "--workers", "1"]
+    assert main([*args, "--downmix"]) == 0
+    assert sf.info(str(next((tmp_path / "b").rglob("mix.wav")))).channels == 2

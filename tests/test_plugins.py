@@ -352,7 +352,8 @@ def test_cli_plugins_inspect_and_scaffold(tmp_path, capsys):
 
 @needs_zam
 def test_pedalboard_state_round_trips():
-    from plugin_bridge.plugins.hosting import capture_slot_states, plan_slot
+    from plugin_bridge.backends.hosted import capture_slot_states
+    from plugin_bridge.plugins.planning import plan_slot
 
     slot = _peak(3000.0, 9.0, 2.0, "ZamEQ2")
     other = _peak(200.0, -3.0, 0.5, "ZamEQ2")
@@ -368,7 +369,8 @@ def test_pedalboard_state_round_trips():
 @needs_dragonfly
 @needs_dd
 def test_dawdreamer_vst2_state_round_trips_through_fxb():
-    from plugin_bridge.plugins.hosting import capture_slot_states, plan_slot
+    from plugin_bridge.backends.hosted import capture_slot_states
+    from plugin_bridge.plugins.planning import plan_slot
 
     rev = Effect("rev", "reverb", {"room_size": 0.8, "wet_level": 0.4}, plugin="DragonflyRoomReverb")
     (state,) = capture_slot_states([plan_slot(rev, "dawdreamer")], "dawdreamer", SR)
@@ -390,7 +392,8 @@ def test_dawdreamer_vst2_state_round_trips_through_fxb():
 @needs_zam
 @needs_dd
 def test_dawdreamer_vst3_state_is_a_vstpreset_and_restores_across_hosts():
-    from plugin_bridge.plugins.hosting import capture_slot_states, plan_slot
+    from plugin_bridge.backends.hosted import capture_slot_states
+    from plugin_bridge.plugins.planning import plan_slot
 
     comp = _comp(-30.0, 5.0, "compressor.ZamCompX2")
     other = _comp(-5.0, 2.0, "compressor.ZamCompX2")
@@ -442,7 +445,7 @@ def test_sessions_host_plugin_slots_on_dawdreamer_too(tmp_path):
     import yaml
     from signals import noise
 
-    from plugin_bridge.mixer import render_session_array
+    from plugin_bridge.graph import render_session_array
 
     sf.write(tmp_path / "a.wav", noise(1.0, level_db=-10).T, SR, subtype="FLOAT")
     comp = {"id": "c", "type": "compressor", "params": {"threshold_db": -30, "ratio": 8, "attack_ms": 5}}

@@ -29,11 +29,18 @@ def test_render_file_keeps_tail_and_metadata(stereo_wav, tmp_path):
 
 
 def test_file_render_equals_array_render(stereo_wav, tmp_path):
+    """A file render is the in-memory render, then the anti-clipping stage (the in-memory render keeps
+    its headroom for mastering): equal with --float-headroom, equal to the clipped array without."""
     x, _ = sf.read(stereo_wav, dtype="float32", always_2d=True)
     for backend in ("numpy", "pedalboard"):
-        render_file(stereo_wav, tmp_path / "f.wav", "default", vector=[0.7] * 18, backend=backend)
         y = render_array(x.T, SR, "default", vector=[0.7] * 18, backend=backend, tail=True)
+        assert np.max(np.abs(y)) > 1.0  # this chain setting drives the file past full scale
+        render_file(
+            stereo_wav, tmp_path / "f.wav", "default", vector=[0.7] * 18, backend=backend, float_headroom=True
+        )
         np.testing.assert_array_equal(sf.read(tmp_path / "f.wav", dtype="float32")[0].T, y)
+        render_file(stereo_wav, tmp_path / "g.wav", "default", vector=[0.7] * 18, backend=backend)
+        np.testing.assert_array_equal(sf.read(tmp_path / "g.wav", dtype="float32")[0].T, np.clip(y, -1, 1))
 
 
 @pytest.mark.parametrize("backend", ["numpy", "pedalboard"])
@@ -210,3 +217,52 @@ def test_cli_render_recipe_is_bit_identical(capsys, stereo_wav, tmp_path):
     np.testing.assert_array_equal(sf.read(tmp_path / "first.wav")[0], sf.read(tmp_path / "again.wav")[0])
     code, _, err = _cli(capsys, "render", "--recipe", path, "--vector", "0.1", "-o", tmp_path / "x.wav")
     assert code == 1 and "drop --chain/--params/--vector" in err
+
+
+def test_a_render_never_writes_beyond_full_scale_and_says_by_how_much(tmp_path, caplog):
+    """The issue's case: a float WAV with samples at +-1000 rendered to a file peaking at +74 dBFS.
+    The chain now ends in an anti-clipping stage; --float-headroom keeps the samples, with a warning."""
+    src = tmp_path / "loud.wav"
+    x = np.random.default_rng(1).uniform(-1000.0, 1000.0, (44100, 2)).astype(np.float32)
+    sf.write(src, x, 44100, subtype="FLOAT")
+    assert main(["render", str(src), "-o", str(tmp_path / "a.wav"), "--backend", "numpy"]) == 0
+    y = sf.read(tmp_path / "a.wav", dtype="float32")[0]
+    assert np.max(np.abs(y)) <= 1.0
+    (err,) = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert "\n" not in err and "clipped to 0 dBFS" in err and "--float-headroom" in err
+    peak_db = float(err.split("peaked at ")[1].split(" dBFS")[0])
+    assert 55.0 < peak_db < 61.0  # +60 dBFS in, the default chain at its defaults changes little
+    assert (
+        main(["render", str(src), "-o", str(tmp_path / "b.wav"), "--backend", "numpy", "--float-headroom"])
+        == 0
+    )
+    assert "kept as float headroom" in caplog.records[-1].getMessage()
+    assert np.max(np.abs(sf.read(tmp_path / "b.wav", dtype="float32")[0])) > 100.0
+    # a quiet render: no warning, nothing touched
+    quiet = tmp_path / "quiet.wav"
+    sf.write(quiet, x * 1e-4, 44100, subtype="FLOAT")
+    caplog.clear()
+    assert main(["render", str(quiet), "-o", str(tmp_path / "q.wav"), "--backend", "numpy"]) == 0
+    assert [r for r in caplog.records if r.levelname == "WARNING"] == []
+
+
+def test_float_headroom_needs_a_float_wav(tmp_path, stereo_wav, capsys):
+    out = tmp_path / "x.flac"
+    assert main(["render", str(stereo_wav), "-o", str(out), "--float-headroom"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "32-bit float .wav" in err and not out.exists()
+
+
+def test_a_session_mix_is_clipped_at_full_scale(tmp_path, capsys):
+    from plugin_bridge.graph import render_session
+
+    stem = tmp_path / "hot.wav"
+    sf.write(
+        stem, np.random.default_rng(2).uniform(-50, 50, (22050, 2)).astype(np.float32), 44100, subtype="FLOAT"
+    )
+    session = {"tracks": [{"name": "hot", "file": str(stem)}]}
+    (tmp_path / "s.json").write_text(json.dumps(session), encoding="utf-8")
+    res = render_session(tmp_path / "s.json", tmp_path / "mix.wav", backend="numpy")
+    assert np.max(np.abs(sf.read(res.output, dtype="float32")[0])) <= 1.0
+    kept = render_session(tmp_path / "s.json", tmp_path / "mix2.wav", backend="numpy", float_headroom=True)
+    assert np.max(np.abs(sf.read(kept.output, dtype="float32")[0])) > 10.0

@@ -13,7 +13,7 @@ from session_files import write_wav as _write
 from signals import SR, noise, sine
 
 from plugin_bridge.backends import available_backends
-from plugin_bridge.mixer import render_session, render_session_array, track_pan_gains
+from plugin_bridge.graph import render_session, render_session_array, track_pan_gains
 from plugin_bridge.session import SessionError, load_session
 
 BACKENDS = [name for name, why in available_backends().items() if why is None]

@@ -55,7 +55,7 @@ class Backend(ABC):
         """Build a processor for ``effects`` at ``sample_rate`` Hz for ``channels`` (1 or 2) inputs.
 
         ``states`` maps effect ids of hosted-plugin slots to plugin states to restore
-        (`plugin_bridge.plugins.hosting`); backends that host no plugins ignore it.
+        (`plugin_bridge.backends.hosted`); backends that host no plugins ignore it.
         """
 
 

@@ -37,6 +37,7 @@ import numpy as np
 
 from ..effects import Effect
 from ..errors import PluginBridgeError
+from . import get_backend
 
 #: Set in the child's environment: a processor built there is built in-process (no grandchild).
 CHILD_ENV = "PLUGIN_BRIDGE_HOST_CHILD"
@@ -217,7 +218,6 @@ def call_in_host_process(function: str, *args: object, what: str = "") -> object
 
 
 def _serve(conn: Connection) -> None:
-    from . import get_backend
 
     proc = None
     while True:

@@ -8,7 +8,7 @@ make-up gain, not a look-ahead brick-wall ceiling, so the bridge's own limiter i
 backend). Neutral effects (0 dB EQ, dry delay...) are skipped.
 
 A slot that names a plugin (``Effect.plugin``) whose map binds a VST3 is rendered by that plugin
-(`plugin_bridge.plugins.hosting.PedalboardPluginStage`); other formats, missing or known-bad plugins
+(`plugin_bridge.backends.hosted.PedalboardPluginStage`); other formats, missing or known-bad plugins
 fall back to the built-in effect with a warning.
 """
 
@@ -19,8 +19,10 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from ..effects import Effect
+from ..plugins.planning import HostPlan, plan_slot
 from .base import Backend
 from .dsp import Stage, delay_samples, pedalboard_delay_seconds
+from .hosted import PedalboardPluginStage
 from .numpy_backend import NumpyProcessor, make_stage
 
 
@@ -132,8 +134,6 @@ class PedalboardBackend(Backend):
             if effect.is_neutral():
                 continue
             if effect.plugin:
-                from ..plugins.hosting import HostPlan, PedalboardPluginStage, plan_slot
-
                 planned = plan_slot(effect, self.name)
                 if isinstance(planned, HostPlan):
                     flush()

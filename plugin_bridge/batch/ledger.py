@@ -12,7 +12,7 @@ import sqlite3
 import time
 from pathlib import Path
 
-from ..audio_io import temporary_file_beside
+from ..files import temporary_file_beside
 from .items import Item
 
 _SCHEMA = """

@@ -11,7 +11,7 @@ from pathlib import Path, PurePosixPath
 
 from ..chain import load_chain
 from ..errors import PluginBridgeError
-from ..export import write_atomic
+from ..files import write_atomic
 from .jobs import write_json_atomic
 
 COLUMNS = (

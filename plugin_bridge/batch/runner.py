@@ -21,6 +21,7 @@ from .isolate import Outcome, run_isolated
 from .items import Item, find_items
 from .jobs import JobOptions, process_item
 from .ledger import Ledger
+from .report import write_reports
 
 ENGINES = ("local", "dask")
 
@@ -115,7 +116,6 @@ def _bar(total: int, enabled: bool | None):
 
 def run_batch(options: BatchOptions) -> BatchSummary:
     """Run (or resume) a batch; returns its summary. Finished items are never redone."""
-    from .report import write_reports
 
     if options.engine not in ENGINES:
         raise PluginBridgeError(f"unknown engine {options.engine!r}; valid: {', '.join(ENGINES)}")

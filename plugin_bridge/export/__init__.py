@@ -1,8 +1,8 @@
 """Export a mix in the formats DAWs load: recipe JSON, .vstpreset, .fxp, REAPER, DawDreamer script, MIDI CC.
 
-Submodules (imported lazily so ``import plugin_bridge.export`` stays cheap):
+Submodules (each format's writer is called through its module):
 
-- `recipe`: the mix recipe (everything needed to re-render bit-identically) and `render_recipe`.
+- `recipe`: the mix recipe (everything needed to re-render bit-identically; `plugin_bridge.pipeline.render_recipe` renders it).
 - `vstpreset`: Steinberg .vstpreset files and JUCE state blobs (VST3).
 - `fxp`: VST2 .fxp programs (FxCk parameter lists, FPCh opaque chunks) and .fxb banks.
 - `reaper`: REAPER .RfxChain and .RPP writers.
@@ -15,77 +15,17 @@ when complete).
 
 from __future__ import annotations
 
-import contextvars
 import os
-import tempfile
 from pathlib import Path
 
-from ..audio_io import process_umask
 from ..errors import FormatError
+from ..files import journal, write_atomic
+from . import dawdreamer_script, fxp, midi_cc, reaper, vstpreset
+from .names import safe_name, unique_file_names
+from .recipe import Recipe
 
 #: The ``--format`` names of ``plugin-bridge export``.
 EXPORT_FORMATS = ("json", "vstpreset", "fxp", "reaper", "dawdreamer", "midi")
-
-#: While `export_recipe` runs: the files `write_atomic` has written (removed if the export fails).
-_WRITTEN: contextvars.ContextVar[list[Path] | None] = contextvars.ContextVar("export_written", default=None)
-
-
-def _umask() -> int:
-    """The process umask (`plugin_bridge.audio_io.process_umask`, shared by every atomic writer)."""
-    return process_umask()
-
-
-def write_atomic(path: str | os.PathLike, data: bytes | str) -> Path:
-    """Write ``data`` (bytes, or text as UTF-8) to ``path`` through a temporary file and a rename.
-
-    A crash or an error never leaves a half-written file; the folder must exist.
-    """
-    p = Path(path)
-    folder = p.parent if str(p.parent) else Path(".")
-    if not folder.is_dir():
-        raise FormatError(f"{p}: output folder {folder} does not exist")
-    payload = data.encode("utf-8") if isinstance(data, str) else bytes(data)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".part", dir=folder)
-    try:
-        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; a written file gets the usual mode
-        with os.fdopen(fd, "wb") as f:
-            f.write(payload)
-        os.replace(tmp, p)
-    except BaseException as e:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        if isinstance(e, OSError):
-            raise FormatError(f"{p}: cannot write ({e.strerror or e})") from None
-        raise
-    journal = _WRITTEN.get()
-    if journal is not None:
-        journal.append(p)
-    return p
-
-
-def _safe_name(name: str, default: str = "mix") -> str:
-    import re
-
-    return re.sub(r'[\\/:*?"<>|\x00-\x1f]+', "_", name).strip(" .") or default
-
-
-def unique_file_names(names, default: str = "mix") -> list[str]:
-    """`_safe_name` of each of ``names``, made distinct (case-insensitively) with ``-2``, ``-3``...
-
-    Different slots or tracks (``a/b`` and ``a_b``, ``Drums`` and ``drums``) must not overwrite
-    each other's file.
-    """
-    out: list[str] = []
-    seen: set[str] = set()
-    for name in names:
-        base = _safe_name(name, default)
-        cand, n = base, 1
-        while cand.casefold() in seen:
-            n += 1
-            cand = f"{base}-{n}"
-        seen.add(cand.casefold())
-        out.append(cand)
-    return out
 
 
 def _make_dir(out: Path) -> Path | None:
@@ -134,7 +74,6 @@ def export_recipe(
     the reason is kept in the notes. If the export fails, the files it wrote and the folders it
     created are removed.
     """
-    from .recipe import Recipe
 
     if not isinstance(recipe, Recipe):
         raise FormatError("export_recipe needs a Recipe")
@@ -149,26 +88,24 @@ def export_recipe(
                 raise FormatError(reason)
     out = Path(out_dir)
     top = _make_dir(out)
-    stem = _safe_name(stem or (Path(recipe.input).stem if recipe.input else "mix"))
+    stem = safe_name(stem or (Path(recipe.input).stem if recipe.input else "mix"))
     written: dict[str, list[Path]] = {}
     skipped: list[str] = []
-    journal: list[Path] = []
-    token = _WRITTEN.set(journal)
-    try:
-        for f in wanted:
-            try:
-                written[f] = _export_one(recipe, out, f, stem, midi_bits)
-            except FormatError as e:
-                if formats != "all":
-                    raise
-                skipped.append(f"{f}: skipped: {e}")
-        if skipped:
-            written["notes"] = [write_atomic(out / f"{stem}.export-notes.txt", "\n".join(skipped) + "\n")]
-    except BaseException:
-        _undo(journal, out, top)
-        raise
-    finally:
-        _WRITTEN.reset(token)
+    with journal() as files_written:
+        try:
+            for f in wanted:
+                try:
+                    written[f] = _export_one(recipe, out, f, stem, midi_bits)
+                except FormatError as e:
+                    if formats != "all":
+                        raise
+                    skipped.append(f"{f}: skipped: {e}")
+            if skipped:
+                notes = "\n".join(skipped) + "\n"
+                written["notes"] = [write_atomic(out / f"{stem}.export-notes.txt", notes)]
+        except BaseException:
+            _undo(files_written, out, top)
+            raise
     return written
 
 
@@ -185,6 +122,12 @@ def _not_applicable(recipe, fmt: str) -> str | None:
             f".vstpreset applies to VST3 plugins only; this recipe's third-party plugins: {others}. "
             "Built-in effects are exported as mapped ZamCompX2/ZamEQ2/... states with --format reaper"
         )
+    if fmt in ("reaper", "dawdreamer") and recipe.downmix:
+        return (
+            f"the {fmt} export plays the input file as it is, and this mix folds a file of more than "
+            "two channels to stereo: downmix the file first (plugin-bridge render IN -o OUT.wav --downmix) "
+            "and mix that"
+        )
     if fmt == "midi" and recipe.kind != "chain":
         return "MIDI CC export needs a chain recipe (a parameter space to map); a session has none"
     return None
@@ -197,30 +140,23 @@ def _export_one(recipe, out: Path, fmt: str, stem: str, midi_bits: int) -> list[
     if fmt == "json":
         return [recipe.save(out / f"{stem}.recipe.json")]
     if fmt == "vstpreset":
-        from .vstpreset import write_vstpreset
-
         vst3 = [p for p in recipe.plugins if p.format == "vst3"]
         names = unique_file_names([p.slot for p in vst3], "plugin")
-        return [write_vstpreset(out / f"{n}.vstpreset", p.state) for n, p in zip(names, vst3, strict=True)]
+        return [
+            vstpreset.write_vstpreset(out / f"{n}.vstpreset", p.state)
+            for n, p in zip(names, vst3, strict=True)
+        ]
     if fmt == "fxp":
-        from .fxp import write_fxp
-
         vst2 = [p for p in recipe.plugins if p.format == "vst2"]
         names = unique_file_names([p.slot for p in vst2], "plugin")
-        return [write_fxp(out / f"{n}.fxp", p.state) for n, p in zip(names, vst2, strict=True)]
+        return [fxp.write_fxp(out / f"{n}.fxp", p.state) for n, p in zip(names, vst2, strict=True)]
     if fmt == "reaper":
-        from .reaper import export_reaper
-
-        res = export_reaper(recipe, out, stem)
+        res = reaper.export_reaper(recipe, out, stem)
         extra = [out / f"{stem}.reaper-notes.txt"] if res.notes else []
         return [res.project, *res.chains, *extra]
     if fmt == "dawdreamer":
-        from .dawdreamer_script import write_script
-
-        return [write_script(recipe, out / f"render_{stem}.py")]
+        return [dawdreamer_script.write_script(recipe, out / f"render_{stem}.py")]
     if fmt == "midi":
-        from .midi_cc import write_midi
-
         space = recipe.chain_object().space
-        return [write_midi(out / f"{stem}.cc{midi_bits}.mid", space, recipe.vector, midi_bits)]
+        return [midi_cc.write_midi(out / f"{stem}.cc{midi_bits}.mid", space, recipe.vector, midi_bits)]
     raise FormatError(f"unknown export format {fmt!r}")

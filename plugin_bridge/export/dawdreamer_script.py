@@ -2,14 +2,14 @@
 
 The script imports only numpy, dawdreamer and soundfile (or scipy, for WAV): it runs anywhere
 DawDreamer is installed, without plugin-bridge. Every chain is embedded as the graph
-`plugin_bridge.plugins.hosting.DawDreamerGraphProcessor` builds: Faust programs
+`plugin_bridge.backends.hosted.DawDreamerGraphProcessor` builds: Faust programs
 (`plugin_bridge.backends.faust_codegen.chain_program`, all parameters baked in as constants) around
 the real plugins of hosted slots, which the script loads from their paths (LV2: URIs), sets to
 their mapped values and restores to the recipe's stored state (.vstpreset with
 ``load_vst3_preset``, .fxp with ``load_preset``, LV2 port values with ``set_parameter``); a
 mono-only plugin gets one instance per channel. A session's graph (faders, pans, polarity, sends,
 bus routing and latency compensation) is plain data, executed in numpy exactly as
-`plugin_bridge.mixer` does::
+`plugin_bridge.graph` does::
 
     python render_mix.py                 # renders the recipe's input(s) to mix_dawdreamer.wav
     python render_mix.py out.wav --input other.wav    # a chain recipe on another file
@@ -26,10 +26,18 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+from ..audio_io import inspect_audio
 from ..backends.faust_codegen import chain_program
+from ..backends.hosted import FaustSegment, graph_steps
 from ..effects import Effect, clamp_to_sample_rate
 from ..errors import FormatError
-from . import write_atomic
+from ..files import write_atomic
+from ..graph.signal_flow import node_latencies, session_tail_frames, stem_frames, track_pan_gains
+from ..plugins.planning import HostPlan, indexed_values, plan_slot
+from ..render import chain_tail_frames
+from ..session import MASTER
+from ..version import __version__
+from .plugin_slots import restore_slots
 from .recipe import Recipe, session_of
 
 _SCRIPT = r'''#!/usr/bin/env python3
@@ -92,7 +100,13 @@ def read_audio(path):
 
 
 def write_audio(path, audio, rate):
-    """Write (channels, frames) float32 as a 32-bit float WAV, atomically."""
+    """Write (channels, frames) float32 as a 32-bit float WAV, atomically; like plugin-bridge's own
+    renders, samples beyond 0 dBFS are clipped, with a warning."""
+    peak = float(np.max(np.abs(audio))) if audio.size else 0.0
+    if peak > 1.0:
+        db = 20 * np.log10(peak)
+        print(f"warning: the render peaked at {db:+.1f} dBFS; clipped to 0 dBFS", file=sys.stderr)
+        audio = np.clip(audio, -1.0, 1.0)
     tmp = path + ".part.wav"
     try:
         import soundfile
@@ -313,12 +327,10 @@ def chain_steps(
 
     Steps are ``{"faust": code, "latency": n}`` or ``{"plugin": {...}}`` (id, name, format, location,
     adapters, the map's ``values`` by parameter index, the stored ``state``, the LV2 parameters to
-    ``reapply``), split as `plugin_bridge.plugins.hosting.graph_steps` does for the dawdreamer
+    ``reapply``), split as `plugin_bridge.backends.hosted.graph_steps` does for the dawdreamer
     backend; slots ``prefix + effect id`` get the recipe's stored states and fallbacks. Plugin
     latency is the probed one (the script checks it where a session's routing depends on it).
     """
-    from ..plugins.hosting import FaustSegment, HostPlan, graph_steps, indexed_values, plan_slot
-    from .plugin_slots import restore_slots
 
     effects = [clamp_to_sample_rate(e, sample_rate) for e in effects]
     effects, states = restore_slots(effects, recipe.plugins, recipe.fallbacks, "dawdreamer", prefix)
@@ -367,7 +379,6 @@ def chain_steps(
 def script_data(recipe: Recipe, channels: int | None = None) -> dict:
     """The data the script embeds: chain steps (Faust programs, plugins and their states), gains,
     routing and latencies (plain JSON)."""
-    from ..audio_io import inspect_audio
 
     if recipe.kind == "chain":
         if recipe.input is None and (recipe.sample_rate is None or channels is None):
@@ -375,7 +386,6 @@ def script_data(recipe: Recipe, channels: int | None = None) -> dict:
         sr = recipe.sample_rate or inspect_audio(recipe.input).sample_rate
         ch = channels or min(inspect_audio(recipe.input).channels, 2)
         steps, _, latency = chain_steps(recipe, recipe.effects, sr, ch)
-        from ..render import chain_tail_frames
 
         return {
             "kind": "chain",
@@ -386,8 +396,6 @@ def script_data(recipe: Recipe, channels: int | None = None) -> dict:
             "tail_frames": chain_tail_frames(recipe.effects, sr) if recipe.tail else 0,
             "steps": steps,
         }
-    from ..mixer import node_latencies, session_tail_frames, stem_frames, track_pan_gains
-    from ..session import MASTER
 
     s = session_of(recipe)
     sr = int(recipe.sample_rate)
@@ -442,8 +450,6 @@ def script_data(recipe: Recipe, channels: int | None = None) -> dict:
 
 def script_text(recipe: Recipe, script_name: str = "render_mix.py") -> str:
     """The source of the standalone script for ``recipe``."""
-    from .. import __version__
-
     return _script_body(script_data(recipe), __version__, script_name)
 
 

@@ -25,7 +25,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import FormatError
-from . import write_atomic
+from ..files import write_atomic
+from ..plugins.fpu import reset_fpu_environment
+from .plugin_state import PluginState
 
 NAME_SIZE = 28
 
@@ -160,8 +162,6 @@ def from_dawdreamer(processor, name: str = "plugin-bridge", params: Sequence[flo
 
 def plugin_state_from_dawdreamer(processor, path: str | os.PathLike, slot: str, name: str = ""):
     """A `PluginState` (recipe entry) for a DawDreamer VST2 processor loaded from ``path``."""
-    from ..backends.dawdreamer_backend import reset_fpu_environment
-    from .recipe import PluginState
 
     try:
         data = from_dawdreamer(processor)

@@ -28,9 +28,11 @@ from pathlib import Path
 
 import numpy as np
 
+from ..chain import list_chains, load_chain
 from ..errors import FormatError
+from ..files import write_atomic
 from ..params import ParamSpace
-from . import write_atomic
+from .recipe import Recipe, recipe_from_chain
 
 CC7: tuple[int, ...] = (*range(20, 32), *range(102, 120))
 CC14: tuple[int, ...] = (3, 9, 14, 15, *range(20, 32))
@@ -188,8 +190,6 @@ def midi_to_recipe(path: str | os.PathLike, chain=None, model_id: str | None = N
     master step are kept; hosted plugins' states are captured again at the imported values);
     without it, the shipped chain whose space version the file names is used.
     """
-    from ..chain import list_chains, load_chain
-    from .recipe import Recipe, recipe_from_chain
 
     base = None
     if isinstance(chain, Recipe):

@@ -2,9 +2,9 @@
 
 A chain slot that names a plugin (``plugin: ZamCompX2``) is rendered by a real plugin when the
 recipe's backend can host it (pedalboard: VST3; dawdreamer: VST2, VST3, LV2) and the plugin is
-installed and not known bad (`plugin_bridge.plugins.hosting.slot_plan`). For each such slot a recipe
+installed and not known bad (`plugin_bridge.plugins.planning.slot_plan`). For each such slot a recipe
 stores a `PluginState`: the plugin's identity and its full state, captured through
-`plugin_bridge.plugins.hosting.capture_slot_states` on an instance set to the slot's mapped values.
+`plugin_bridge.backends.hosted.capture_slot_states` on an instance set to the slot's mapped values.
 
 ======  ===================================================  =============================================
 format  state stored                                         restored with
@@ -43,9 +43,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 
+from ..backends.hosted import capture_slot_states
 from ..effects import Effect, clamp_to_sample_rate
 from ..plugins.discovery import PluginError
-from .recipe import PluginState
+from ..plugins.planning import HostPlan, slot_plan
+from .fxp import build_fxp, program_from_bank
+from .plugin_state import PluginState
 
 #: The sample rate states are captured at when a recipe does not know its own (states hold
 #: normalized parameter values, which do not depend on it; frequencies are clamped to it).
@@ -54,7 +57,6 @@ DEFAULT_CAPTURE_RATE = 44100
 
 def plugin_state(slot: str, plan, state: Mapping) -> PluginState:
     """The recipe entry for ``slot`` from a hosting ``state`` (`capture_slot_states`) of ``plan``'s plugin."""
-    from .fxp import build_fxp, program_from_bank
 
     ref = plan.map.plugin
     blob = state["data"][0]
@@ -83,7 +85,7 @@ def plugin_state(slot: str, plan, state: Mapping) -> PluginState:
 
 
 def hosting_state(plugin: PluginState) -> dict:
-    """The `plugin_bridge.plugins.hosting` state of a recipe entry (one entry for every instance)."""
+    """The `plugin_bridge.backends.hosted` state of a recipe entry (one entry for every instance)."""
     ref = {"format": plugin.format, "name": plugin.name, "location": plugin.path}
     if plugin.format == "lv2":
         try:
@@ -104,8 +106,6 @@ def capture_plugins(
     Returns ``([PluginState], {slot: why it falls back to the built-in})``; slots are
     ``prefix + effect id`` (``"track/"`` in a session). Plugins are loaded in one child process.
     """
-    from ..plugins.hosting import HostPlan, capture_slot_states, slot_plan
-
     rate = int(sample_rate or DEFAULT_CAPTURE_RATE)
     hosted: list[tuple[str, HostPlan]] = []
     fallbacks: dict[str, str] = {}
@@ -138,8 +138,6 @@ def restore_slots(
     slot through another plugin or not at all. Slots with neither a state nor a recorded fallback
     (recipes made without capture) render as the backend plans them.
     """
-    from ..plugins.hosting import HostPlan, slot_plan
-
     stored = {p.slot: p for p in plugins}
     out: list[Effect] = []
     states: dict[str, dict] = {}

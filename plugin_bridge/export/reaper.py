@@ -48,13 +48,15 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..audio_io import inspect_audio
 from ..backends.host_process import call_in_host_process, in_host_process
 from ..effects import Effect
 from ..errors import FormatError
-from . import unique_file_names, write_atomic
+from ..files import write_atomic
 from .fxp import parse_fxp
+from .names import unique_file_names
 from .recipe import PluginState, Recipe, session_of
-from .vstpreset import parse_vstpreset
+from .vstpreset import parse_vstpreset, plugin_state_from_pedalboard
 
 MAGIC_OPAQUE = 0xFEED5EEE
 MAGIC_PARAMS = 0xFEED5EEF
@@ -295,7 +297,6 @@ def _mapped_values(effect: Effect) -> dict[str, float]:
 
 def builtin_plugin_state(effect: Effect, slot: str, plugin_dir: str = VST3_DIR) -> PluginState:
     """The mapped Debian VST3 of a built-in effect, with its state set through pedalboard."""
-    from .vstpreset import plugin_state_from_pedalboard
 
     if effect.type not in MAPPED_PLUGINS:
         raise FormatError(f"effect {effect.id!r}: {effect.type} has no mapped REAPER plugin")
@@ -456,7 +457,6 @@ class ReaperExport:
 
 def _nodes_from_recipe(recipe: Recipe) -> tuple[list[dict], dict | None, int]:
     """Tracks/buses as dicts (name, file, effects, gain_db, pan, invert, mute, output, sends)."""
-    from ..audio_io import inspect_audio
 
     if recipe.kind == "chain":
         if not recipe.input:
@@ -521,7 +521,6 @@ def project_text(
     recipe: Recipe, plugin_dir: str = VST3_DIR
 ) -> tuple[str, dict[str, FxChainExport], list[str]]:
     """The .RPP text of a recipe, the FX chain of every track (``"master"`` too) and the notes."""
-    from ..audio_io import inspect_audio
 
     nodes, master, sample_rate = _nodes_from_recipe(recipe)
     extra: dict[str, list[PluginState]] = {}

@@ -31,103 +31,31 @@ the vector are `FormatError` naming both sides.
 
 from __future__ import annotations
 
-import base64
 import json
 import math
 import os
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
 
+from ..audio_io import inspect_audio
+from ..backends import get_backend
 from ..chain import Chain, chain_from_dict, effects_from_dicts, list_chains, load_chain
 from ..effects import Effect
 from ..errors import FormatError, PluginBridgeError
-from . import write_atomic
+from ..files import write_atomic
+from ..graph import session_sample_rate
+from ..mastering import LoudnessTarget, MasterSettings, resolve_target
+from ..session import Session, load_session, session_from_dict, session_to_dict
+from ..version import __version__
+from .plugin_slots import capture_plugins
+from .plugin_state import PLUGIN_FORMATS, PluginState  # noqa: F401  (part of the recipe API)
 
 #: The recipe layout this code writes and the newest it reads.
 FORMAT_VERSION = 2
-PLUGIN_FORMATS = ("vst3", "vst2", "lv2")
-
-
-@dataclass(frozen=True)
-class PluginState:
-    """A third-party plugin in a chain: identity plus its full state.
-
-    ``slot`` is the chain slot id (``"track/slot"`` in a session), ``format`` ``"vst3"``, ``"vst2"``
-    or ``"lv2"``, ``path`` the plugin bundle / shared object (the URI for LV2), ``class_id`` the VST3
-    processor class ID (32 hex digits), ``unique_id`` the VST2 four-character id as an int, and
-    ``state`` the full state as the preset file a DAW loads: a .vstpreset (VST3) or an .fxp (VST2);
-    for LV2 the control port values as JSON (see `plugin_bridge.export.plugin_slots`).
-    ``channels`` is 1 for a mono-only plugin (one instance per channel, each with this state),
-    ``map`` the parameter map used, ``parameters`` the normalized values the map set, by plugin
-    parameter name (informational).
-    """
-
-    slot: str
-    format: str
-    path: str
-    state: bytes
-    name: str = ""
-    vendor: str = ""
-    class_id: str = ""
-    unique_id: int = 0
-    parameters: Mapping[str, float] = field(default_factory=dict)
-    channels: int = 2
-    map: str = ""
-
-    def __post_init__(self) -> None:
-        if self.format not in PLUGIN_FORMATS:
-            raise FormatError(
-                f"plugin {self.slot!r}: unknown format {self.format!r} (valid: {', '.join(PLUGIN_FORMATS)})"
-            )
-        if self.format == "vst3" and not re.fullmatch(r"[0-9A-Fa-f]{32}", self.class_id or ""):
-            raise FormatError(f"plugin {self.slot!r}: a VST3 needs a 32-hex-digit class_id")
-        if self.channels not in (1, 2):
-            raise FormatError(f"plugin {self.slot!r}: channels must be 1 (mono-only) or 2")
-
-    @property
-    def display_name(self) -> str:
-        """The plugin's name, or its file name without suffix."""
-        return self.name or Path(self.path).name.split(".")[0].replace("-vst", "")
-
-    def to_dict(self) -> dict:
-        """JSON-ready form, the state as RFC 4648 base64."""
-        return {
-            "slot": self.slot,
-            "format": self.format,
-            "path": self.path,
-            "name": self.name,
-            "vendor": self.vendor,
-            "class_id": self.class_id,
-            "unique_id": self.unique_id,
-            "channels": self.channels,
-            "map": self.map,
-            "parameters": dict(self.parameters),
-            "state": base64.b64encode(self.state).decode("ascii"),
-        }
-
-    @classmethod
-    def from_dict(cls, d: Mapping, where: str = "recipe") -> PluginState:
-        """Parse `to_dict` output; a malformed entry is a `FormatError`."""
-        try:
-            return cls(
-                slot=str(d["slot"]),
-                format=str(d["format"]),
-                path=str(d["path"]),
-                state=base64.b64decode(str(d.get("state", "")), validate=True),
-                name=str(d.get("name", "")),
-                vendor=str(d.get("vendor", "")),
-                class_id=str(d.get("class_id", "")),
-                unique_id=int(d.get("unique_id", 0)),
-                parameters={str(k): float(v) for k, v in dict(d.get("parameters") or {}).items()},
-                channels=int(d.get("channels", 2)),
-                map=str(d.get("map", "")),
-            )
-        except (KeyError, TypeError, ValueError) as e:
-            raise FormatError(f"{where}: invalid plugin entry {dict(d).get('slot', '?')!r} ({e})") from None
 
 
 @dataclass(frozen=True)
@@ -147,6 +75,7 @@ class Recipe:
     input: str | None = None
     backend: str = "pedalboard"
     tail: bool = True
+    downmix: bool = False
     plugins: tuple[PluginState, ...] = ()
     fallbacks: Mapping[str, str] = field(default_factory=dict)
     master: Mapping | None = None
@@ -169,6 +98,8 @@ class Recipe:
             "sample_rate": self.sample_rate,
             "input": self.input,
         }
+        if self.downmix:  # the input has more than 2 channels and is folded to stereo (render --downmix)
+            d["downmix"] = True
         if self.kind == "chain":
             d["space"] = {"version": self.space_version, "fingerprint": self.fingerprint}
             d["chain"] = self.chain
@@ -192,8 +123,6 @@ class Recipe:
 
 
 def _package_version() -> str:
-    from .. import __version__
-
     return __version__
 
 
@@ -201,7 +130,6 @@ def _backend_name(backend: str) -> str:
     """``backend`` with ``"auto"`` resolved to the backend it picks here (what the recipe records)."""
     if backend != "auto":
         return backend
-    from ..backends import get_backend
 
     return get_backend("auto").name
 
@@ -209,33 +137,14 @@ def _backend_name(backend: str) -> str:
 def master_entry(target: object = None, settings: object = None) -> dict:
     """A recipe's ``master`` entry: the resolved loudness ``target`` (a preset name or a
     `plugin_bridge.mastering.LoudnessTarget`) and the `MasterSettings` (default ones when None)."""
-    from dataclasses import asdict
-
-    from ..mastering import MasterSettings, resolve_target
 
     return {"target": resolve_target(target).to_dict(), "settings": asdict(settings or MasterSettings())}
-
-
-def apply_master(audio: np.ndarray, sample_rate: int, entry: Mapping) -> tuple[np.ndarray, object]:
-    """Master ``audio`` as a recipe's ``master`` entry says (`plugin_bridge.mastering.master_array`);
-    returns the master and its `MasterResult`."""
-    from ..mastering import LoudnessTarget, MasterSettings, master_array
-
-    return master_array(
-        audio,
-        sample_rate,
-        target=LoudnessTarget(**entry["target"]),
-        settings=MasterSettings(**entry["settings"]),
-    )
 
 
 def _check_master(raw: object, where: str) -> dict | None:
     """A validated ``master`` entry (None when absent)."""
     if raw is None:
         return None
-    from dataclasses import fields
-
-    from ..mastering import LoudnessTarget, MasterSettings, resolve_target
 
     if not isinstance(raw, Mapping) or not isinstance(raw.get("target"), Mapping):
         raise FormatError(
@@ -267,6 +176,7 @@ def recipe_from_chain(
     tail: bool = True,
     master: Mapping | None = None,
     fallbacks: Mapping[str, str] | None = None,
+    downmix: bool = False,
 ) -> Recipe:
     """A recipe for a single-file render: ``chain`` with a normalized ``vector`` or real ``values``.
 
@@ -276,7 +186,7 @@ def recipe_from_chain(
     real plugin, and records the fallbacks of the others (`plugin_slots.capture_plugins`; this loads
     the plugins, in the calling thread); a sequence is stored as given. ``master`` is a
     `master_entry` when the mix was mastered. ``backend`` ``"auto"`` is recorded as the backend it
-    picks.
+    picks. ``downmix`` records that the input (more than two channels) is folded to stereo.
     """
     ch = chain if isinstance(chain, Chain) else load_chain(chain)
     if vector is not None and values is not None:
@@ -292,13 +202,9 @@ def recipe_from_chain(
         vals = {s.name: s.check(vals[s.name]) for s in space}
     effects = tuple(ch.resolve(vals))
     if input_path is not None and sample_rate is None:
-        from ..audio_io import inspect_audio
-
-        sample_rate = inspect_audio(input_path).sample_rate
+        sample_rate = inspect_audio(input_path, downmix).sample_rate
     backend = _backend_name(backend)
     if plugins is None:
-        from .plugin_slots import capture_plugins
-
         plugins, fallbacks = capture_plugins(effects, backend, sample_rate)
     return Recipe(
         kind="chain",
@@ -313,6 +219,7 @@ def recipe_from_chain(
         input=str(Path(input_path).resolve()) if input_path is not None else None,
         backend=backend,
         tail=tail,
+        downmix=downmix,
         plugins=tuple(plugins),
         fallbacks=dict(fallbacks or {}),
         master=_check_master(master, "recipe"),
@@ -336,8 +243,6 @@ def recipe_from_session(
     ``plugins`` None captures the hosted-plugin slots of every track and bus (slots
     ``"track/effect id"``), as `recipe_from_chain` does; ``master`` is a `master_entry`.
     """
-    from ..mixer import session_sample_rate
-    from ..session import Session, load_session, session_to_dict
 
     s = session if isinstance(session, Session) else load_session(session)
     data = session_to_dict(s)
@@ -346,8 +251,6 @@ def recipe_from_session(
     sample_rate = s.sample_rate or session_sample_rate(s)
     backend = _backend_name(backend)
     if plugins is None:
-        from .plugin_slots import capture_plugins
-
         plugins, fallbacks = [], {}
         for node in (*s.tracks, *s.buses, s.master):
             got, fell = capture_plugins(node.effects, backend, sample_rate, f"{node.name}/")
@@ -455,6 +358,7 @@ def recipe_from_dict(data: Mapping, source: str = "recipe") -> Recipe:
         input=data.get("input"),
         backend=str(data.get("backend") or "pedalboard"),
         tail=bool(data.get("tail", True)),
+        downmix=bool(data.get("downmix", False)),
         plugins=plugins,
         fallbacks={str(k): str(v) for k, v in fallbacks.items()},
         master=_check_master(data.get("master"), source),
@@ -534,124 +438,9 @@ def is_recipe_file(path: str | os.PathLike) -> bool:
 
 def session_of(recipe: Recipe):
     """The recipe's `Session` (kind ``session``), rebuilt from its stored graph."""
-    from ..session import session_from_dict
-
     if recipe.kind != "session" or recipe.session is None:
         raise FormatError("this recipe holds a single chain, not a session")
     try:
         return session_from_dict(recipe.session, ".", "recipe session")
     except PluginBridgeError as e:
         raise FormatError(f"recipe session: {e}") from None
-
-
-@dataclass(frozen=True)
-class MasteredResult:
-    """A recipe re-rendered with its mastering step: the file written and the master's report."""
-
-    output: str
-    sample_rate: int
-    channels: int
-    frames: int
-    backend: str
-    seconds: float
-    master: Mapping
-
-    def to_dict(self) -> dict:
-        """JSON-ready summary."""
-        return {
-            "output": self.output,
-            "sample_rate": self.sample_rate,
-            "channels": self.channels,
-            "frames": self.frames,
-            "duration_s": self.frames / self.sample_rate,
-            "backend": self.backend,
-            "render_seconds": round(self.seconds, 4),
-            "master": dict(self.master),
-        }
-
-
-def _restored_session(recipe: Recipe, backend: str):
-    """The recipe's session with recorded fallbacks applied, and ``{node: {effect id: state}}``."""
-    from dataclasses import replace
-
-    from .plugin_slots import restore_slots, unbound_plugins
-
-    s = session_of(recipe)
-    nodes = (*s.tracks, *s.buses, s.master)
-    slots = [f"{n.name}/{e.id}" for n in nodes for e in n.effects]
-    _refuse_unbound(recipe, unbound_plugins(recipe.plugins, slots))
-    states: dict[str, dict[str, dict]] = {}
-    fixed = {}
-    for n in nodes:
-        effects, st = restore_slots(n.effects, recipe.plugins, recipe.fallbacks, backend, f"{n.name}/")
-        fixed[n.name] = replace(n, effects=tuple(effects))
-        if st:
-            states[n.name] = st
-    session = replace(
-        s,
-        tracks=tuple(fixed[t.name] for t in s.tracks),
-        buses=tuple(fixed[b.name] for b in s.buses),
-        master=fixed[s.master.name],
-    )
-    return session, states
-
-
-def _refuse_unbound(recipe: Recipe, unbound: Sequence[PluginState]) -> None:
-    if unbound:
-        raise FormatError(
-            "recipe plugins "
-            + ", ".join(f"{p.slot!r} ({p.display_name})" for p in unbound)
-            + " belong to no slot of its chain: they cannot be rendered (exports still carry them)"
-        )
-
-
-def render_recipe(
-    recipe: Recipe | str | os.PathLike,
-    output: str | os.PathLike,
-    backend: str | None = None,
-    input_path: str | os.PathLike | None = None,
-):
-    """Re-render a recipe to ``output``; bit-identical to the original render on the same backend.
-
-    A chain recipe renders its stored ``input`` (or ``input_path``) through its stored effects with
-    `plugin_bridge.render.render_file`; a session recipe renders its graph with
-    `plugin_bridge.mixer.render_session`. Hosted-plugin slots get their stored states restored
-    after their identity is checked; recorded fallbacks render the built-in. With a ``master``
-    entry the mix is rendered in memory, mastered (`apply_master`) and written. ``backend``
-    defaults to the one recorded in the recipe. Returns the `RenderResult` / `SessionResult`, or a
-    `MasteredResult` when the recipe masters.
-    """
-    import time
-
-    from ..audio_io import check_output_path, read_audio, write_audio
-    from .plugin_slots import restore_slots, unbound_plugins
-
-    r = recipe if isinstance(recipe, Recipe) else load_recipe(recipe)
-    be = backend or r.backend
-    start = time.perf_counter()
-    if r.kind == "session":
-        from ..mixer import render_session, render_session_array
-
-        session, states = _restored_session(r, be)
-        if r.master is None:
-            return render_session(session, output, backend=be, tail=r.tail, plugin_states=states)
-        out = check_output_path(output, tuple(t.file for t in session.tracks))
-        mix, sr, _ = render_session_array(session, backend=be, tail=r.tail, plugin_states=states)
-    else:
-        from ..render import render_array, render_file
-
-        _refuse_unbound(r, unbound_plugins(r.plugins, [e.id for e in r.effects]))
-        src = input_path or r.input
-        if not src:
-            raise FormatError("recipe has no input audio file; give one")
-        effects, states = restore_slots(r.effects, r.plugins, r.fallbacks, be)
-        if r.master is None:
-            return render_file(src, output, chain=effects, backend=be, tail=r.tail, plugin_states=states)
-        out = check_output_path(output, (src,))
-        audio, sr = read_audio(src)
-        mix = render_array(audio, sr, effects, backend=be, tail=r.tail, plugin_states=states)
-    mastered, result = apply_master(mix, sr, r.master)
-    write_audio(out, mastered, sr)
-    return MasteredResult(
-        str(out), sr, mastered.shape[0], mastered.shape[1], be, time.perf_counter() - start, result.to_dict()
-    )

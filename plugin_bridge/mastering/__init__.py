@@ -4,13 +4,15 @@ Modules by what they hold (each imports only the ones listed before it):
 
 - `targets`: `LoudnessTarget`, the one table of shipped `TARGETS`, `resolve_target` (no DSP imports);
 - `settings`: `MasterSettings`, how hard mastering may work;
-- `checks`: clipping detection and DC removal (a zero-phase high-pass, in place);
+- `streaming`: block-by-block signals, float32 stores (in memory or in temporary files) and
+  meters (loudness, true peak, spectrum), the streamed FIR;
+- `checks`: clipping detection (also block by block) and DC removal (a zero-phase high-pass, in place);
 - `limiter`: the true-peak limiter (the `limiter` effect's gain law on an 8x-oversampled envelope),
   in memory and block by block;
 - `loudness_search`: the gain search under the limiter (`normalize_loudness`);
 - `reference`: matching a reference track's width, spectrum and loudness;
-- `streaming`: block-by-block meters and temporary stores for files too long to hold;
-- `pipeline`: `master_array` (in memory), `master_file` (streamed), `MasterResult`, the messages.
+- `pipeline`: one pipeline on signals; `master_array` runs it with its stores in memory,
+  `master_file` with them on disk (the same numbers), `MasterResult`, the messages.
 
 Every public name is importable from here (``from plugin_bridge.mastering import master_file``).
 They are loaded on first use, so that ``plugin_bridge.mastering.targets`` (what the command line

@@ -47,6 +47,50 @@ def detect_clipping(audio: np.ndarray, min_run: int = 4, level: float = 0.999) -
     return Clipping(runs, longest, samples)
 
 
+class ClippingCounter:
+    """`detect_clipping` block by block: runs that cross a block boundary are carried into the next block."""
+
+    def __init__(self, channels: int, min_run: int = 4, level: float = 0.999) -> None:
+        self.min_run, self.level = min_run, level
+        self._prev = np.full(channels, np.nan, dtype=np.float32)  # the last sample of the previous block
+        self._open = np.zeros(channels, dtype=np.int64)  # repeats in the run reaching the block's end
+        self.runs = self.longest = self.samples = 0
+
+    def _close(self, repeats: np.ndarray) -> None:
+        lengths = repeats[repeats + 1 >= self.min_run] + 1  # a run of k repeats is k + 1 samples
+        if lengths.size:
+            self.runs += int(lengths.size)
+            self.samples += int(lengths.sum())
+            self.longest = max(self.longest, int(lengths.max()))
+
+    def process(self, block: np.ndarray) -> None:
+        for c, ch in enumerate(np.atleast_2d(block)):
+            loud = np.flatnonzero((ch >= self.level) | (ch <= -self.level))
+            before = np.where(loud > 0, ch[np.maximum(loud - 1, 0)], self._prev[c])
+            same = loud[ch[loud] == before]  # equal to the sample before (NaN: no sample before)
+            self._prev[c] = ch[-1] if ch.size else self._prev[c]
+            if not same.size:
+                self._close(self._open[c : c + 1])
+                self._open[c] = 0
+                continue
+            breaks = np.flatnonzero(np.diff(same) != 1) + 1
+            repeats = np.diff(np.concatenate(([0], breaks, [same.size])))
+            if same[0] == 0:
+                repeats[0] += self._open[c]
+            else:
+                self._close(self._open[c : c + 1])
+            self._open[c] = 0
+            if same[-1] == ch.size - 1:
+                self._open[c], repeats = repeats[-1], repeats[:-1]
+            self._close(repeats)
+
+    def result(self) -> Clipping:
+        """The runs counted, including those still open at the end."""
+        self._close(self._open)
+        self._open[:] = 0
+        return Clipping(self.runs, self.longest, self.samples)
+
+
 def remove_dc(audio: np.ndarray, sample_rate: float, cutoff_hz: float = 5.0) -> np.ndarray:
     """Remove DC: subtract each channel's mean, then a zero-phase 2nd-order Butterworth high-pass at ``cutoff_hz``.
 
@@ -58,6 +102,21 @@ def remove_dc(audio: np.ndarray, sample_rate: float, cutoff_hz: float = 5.0) -> 
     if x.shape[1] <= 30:
         return x
     return filtfilt_inplace(butter(2, cutoff_hz, btype="highpass", fs=sample_rate, output="sos"), x)
+
+
+def remove_dc_into(source, sample_rate: float, means: np.ndarray, store, cutoff_hz: float = 5.0):
+    """`remove_dc` of a signal (`plugin_bridge.mastering.streaming`) into a float32 ``store``; returns the store.
+
+    ``means`` are the channels' means (measured beforehand, float64). The forward-backward
+    filter runs in place in the store (`filtfilt_inplace`), so its intermediate values are
+    float32 (not float64 as in `remove_dc`: the two differ by float32 rounding, ~1e-7 of full scale).
+    """
+    offset = np.asarray(means, dtype=np.float64)[:, None]
+    for block in source.blocks():
+        store.append(block - offset)
+    if store.shape[1] > 30:
+        filtfilt_inplace(butter(2, cutoff_hz, btype="highpass", fs=sample_rate, output="sos"), store)
+    return store
 
 
 def filtfilt_inplace(sos: np.ndarray, x: np.ndarray, block: int = 1 << 15) -> np.ndarray:

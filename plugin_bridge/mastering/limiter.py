@@ -143,6 +143,7 @@ class BlockLimiter:
         length, coeff = limiter_constants(sample_rate, lookahead_ms, release_ms)
         self._gain = LimiterGain(length, coeff)
         self._held = np.zeros((channels, 0), dtype=np.float32)  # audio waiting for its gain
+        self._length = length
         self._skip = length - 1  # gains computed before the first audio sample
         self._lowest = 1.0
 
@@ -151,7 +152,8 @@ class BlockLimiter:
         """Largest gain reduction so far (dB, >= 0)."""
         return max(0.0, -20.0 * math.log10(max(self._lowest, 1e-12)))
 
-    def _apply(self, r: np.ndarray) -> np.ndarray:
+    def _gains(self, r: np.ndarray) -> np.ndarray:
+        """The total gain (``gain_db`` included, float64) of the samples whose look-ahead ``r`` completes."""
         if self._gain.idle and not np.any(r < 1.0):
             g = np.ones(r.size)
         else:
@@ -161,15 +163,30 @@ class BlockLimiter:
             g, self._skip = g[k:], self._skip - k
         if g.size:
             self._lowest = min(self._lowest, float(g.min()))
-        x, self._held = self._held[:, : g.size], self._held[:, g.size :]
         g *= self.g0
+        return g
+
+    def gain(self, env: np.ndarray) -> np.ndarray:
+        """The gain (linear, float64, ``gain_db`` included) of the next samples, for the next ``env`` block.
+
+        Without audio: as many values as samples whose look-ahead ``env`` completes (the first
+        call gives ``lookahead - 1`` fewer than ``env`` holds); `gain_flush` gives the rest.
+        """
+        return self._gains(self.ceiling / np.maximum(env, self.ceiling))
+
+    def gain_flush(self) -> np.ndarray:
+        """The gain of the samples `gain` has not given yet (no peaks after the end)."""
+        return self._gains(np.ones(self._length - 1))  # owed values + those still to skip
+
+    def _apply(self, g: np.ndarray) -> np.ndarray:
+        x, self._held = self._held[:, : g.size], self._held[:, g.size :]
         return np.multiply(x, g, dtype=np.float32)
 
     def process(self, x: np.ndarray, env: np.ndarray) -> np.ndarray:
         """Limited audio for the samples whose look-ahead ``env`` has now seen (float32)."""
         self._held = np.concatenate((self._held, np.asarray(x, dtype=np.float32)), axis=1)
-        return self._apply(self.ceiling / np.maximum(env, self.ceiling))
+        return self._apply(self.gain(env))
 
     def flush(self) -> np.ndarray:
         """The held-back end of the audio (no peaks after the end)."""
-        return self._apply(np.ones(self._held.shape[1] + self._skip))
+        return self._apply(self._gains(np.ones(self._held.shape[1] + self._skip)))

@@ -14,8 +14,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..loudness import amplitude_to_db, k_weighted_power, loudness_from_power, true_peak_envelope
-from .limiter import limiter_gain
+from .limiter import BlockLimiter, limiter_gain
 from .settings import MasterSettings
+from .streaming import LoudnessMeter, TruePeakMeter
 from .targets import LoudnessTarget
 
 
@@ -181,3 +182,81 @@ def gain_loop(
     if target_lufs - lufs > settings.aim_lu:
         capped = "make-up" if upper_db == settings.max_makeup_db else "limiter"
     return y, LoudnessStep(gain, lufs, reduction, count(), capped)
+
+
+@dataclass
+class Rendered:
+    """One render of `normalize_stream`: where the output went (a sink's handle) and its true peak (dBTP)."""
+
+    output: object
+    true_peak_dbtp: float
+
+
+def normalize_stream(
+    signal,
+    sample_rate: float,
+    target: LoudnessTarget,
+    input_lufs: float,
+    envelope,
+    power,
+    new_sink,
+    settings: MasterSettings | None = None,
+    ceiling_margin_db: float = 0.0,
+) -> tuple[Rendered, LoudnessStep]:
+    """`normalize_loudness` for a signal that is never held whole (`plugin_bridge.mastering.streaming`).
+
+    ``envelope`` and ``power`` are stores (``(1, frames)``) of the signal's true-peak envelope and
+    K-weighted power; the gain is searched on the prediction (`predicted_loudness`'s rule, block by
+    block through `BlockLimiter`'s gain), then each render streams the signal through a
+    `BlockLimiter` into ``new_sink()`` (an object with ``append(block)`` and ``close()`` returning
+    the output) while measuring its loudness and true peak. Returns the last `Rendered` and the step.
+    """
+    settings = settings or MasterSettings()
+    ceiling = target.ceiling_dbtp - ceiling_margin_db
+    peak = max(float(block.max()) for block in envelope.blocks())
+    limit_cap = ceiling + settings.max_limiting_db - amplitude_to_db(peak)
+    upper = min(settings.max_makeup_db, limit_cap)
+    count = [0]
+
+    def limiter(channels: int, gain_db: float) -> BlockLimiter:
+        return BlockLimiter(
+            channels, sample_rate, ceiling, gain_db, settings.lookahead_ms, settings.release_ms
+        )
+
+    def predict(gain_db: float) -> float:
+        count[0] += 1
+        lim = limiter(1, gain_db)
+        meter = LoudnessMeter(sample_rate, 1, signal.frames)
+        held = np.zeros(0, dtype=np.float32)
+
+        def add(g: np.ndarray) -> None:
+            nonlocal held
+            weighted = np.multiply(g, g, dtype=np.float32)
+            weighted *= held[: g.size]
+            held = held[g.size :]
+            meter.add_power(weighted)
+
+        for env, p in zip(envelope.blocks(), power.blocks(), strict=True):
+            held = np.concatenate((held, p[0]))
+            add(lim.gain(env[0]))
+        add(lim.gain_flush())
+        return meter.loudness()
+
+    def render(gain_db: float) -> tuple[Rendered, float, float]:
+        lim = limiter(signal.channels, gain_db)
+        meter = LoudnessMeter(sample_rate, signal.channels, signal.frames)
+        peaks = TruePeakMeter(signal.channels)
+        sink = new_sink()
+
+        def emit(y: np.ndarray) -> None:
+            sink.append(y)
+            meter.process(y)
+            peaks.process(y)
+
+        for x, env in zip(signal.blocks(), envelope.blocks(), strict=True):
+            emit(lim.process(x, env[0]))
+        emit(lim.flush())
+        peaks.flush()
+        return Rendered(sink.close(), amplitude_to_db(peaks.peak)), meter.loudness(), lim.reduction_db
+
+    return gain_loop(predict, render, target.lufs, input_lufs, upper, settings, lambda: count[0])

@@ -17,11 +17,17 @@ The pipeline is a row of stage functions with plain inputs and outputs (matcheri
 4. **verify**: the true peak of the result must be at or below the ceiling; if not, stage 3 runs
    again with the ceiling lowered by the excess plus 0.02 dB.
 
-Cost (3-minute stereo song, one core): the two true-peak readings (input and result, 8x
-oversampled by FFT) are about half of it, the K-weighting filters of input and result and the DC
-high-pass (when needed) most of the rest; the input's loudness, envelope and K-weighted power
-are measured once and reused. The signal is held in float32 (the master is float32 anyway) and
-the passes work block by block, because fresh full-length arrays cost as much as the arithmetic.
+Streaming: the pipeline works on signals read block by block (`plugin_bridge.mastering.streaming`,
+65536 samples): one pass for the checks (clipping runs carried across blocks, channel means), the
+DC high-pass forward and backward through a float32 store (the zero-phase filter needs the whole
+signal: in a temporary file for `master_file`, so its intermediate values are float32 where
+`remove_dc` keeps float64, a difference of ~1e-7 of full scale), one pass measuring the K-weighted
+power and true-peak envelope into stores, gain predictions streamed from those stores, and each
+render streamed through `BlockLimiter` into the output while it is measured. `master_array` runs
+the same code with its stores in memory, so a float32 file mastered by `master_file` gives exactly
+`master_array`'s samples. Memory of `master_file` is a few blocks whatever the song's length (a
+3-minute song: ~180 MB resident, mostly the interpreter and libraries; disk: 4 bytes per sample
+and channel per store, up to four stores); each pass re-reads the file or a store.
 
 True peaks are read 8x oversampled with a long interpolation filter
 (`plugin_bridge.loudness.true_peak_envelope`): BS.1770-4 asks for at least 4x, but at 4x a peak of
@@ -39,27 +45,21 @@ from __future__ import annotations
 import logging
 import math
 import os
+import tempfile
 import time
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import numpy as np
 
-from ..audio_io import check_audio_array, check_output_path, read_audio, write_audio
+from ..audio_io import AtomicAudioWriter, check_audio_array, check_output_path
 from ..errors import ParameterError
-from ..loudness import (
-    amplitude_to_db,
-    integrated_loudness,
-    is_shorter_than_block,
-    k_weighted_power,
-    loudness_from_power,
-    power_to_lufs,
-    true_peak,
-    true_peak_envelope,
-)
-from .checks import detect_clipping, remove_dc
-from .loudness_search import normalize_loudness
-from .reference import MatchReport, match_reference
+from ..loudness import amplitude_to_db, is_shorter_than_block
+from .checks import ClippingCounter, remove_dc_into
+from .loudness_search import normalize_stream
+from .reference import MatchReport, match_signal
 from .settings import MasterSettings
+from .streaming import ArraySignal, DiskStore, FileSignal, LoudnessMeter, MemoryStore, TruePeakMeter
 from .targets import LOUDNESS_TOLERANCE_LU, LUFS_RANGE, LoudnessTarget, resolve_target
 
 log = logging.getLogger(__name__)
@@ -135,30 +135,169 @@ class MasterResult:
         }
 
 
-def _check_input(x: np.ndarray, sample_rate: int, settings: MasterSettings, msg: _Messages) -> np.ndarray:
-    """Stage 1: clipping, DC offset, mono and short-file notes. Returns float32 audio (DC removed).
+def _check_input(source, sample_rate: int, settings: MasterSettings, msg: _Messages, new_store):
+    """Stage 1: clipping, DC offset, mono and short-file notes, in one pass over the input.
 
-    float32 is what the master is made of: the limiter multiplies the float32-rounded audio by the
-    float32-rounded gain, so holding the input in float64 would change nothing but the memory.
+    Returns the signal to master (the input, or a float32 store with the DC removed) and whether
+    the input holds anything but digital silence.
     """
-    clip = detect_clipping(x, settings.clip_run)
+    clip = ClippingCounter(source.channels, settings.clip_run)
+    sums = np.zeros(source.channels)
+    sound = False
+    for block in source.blocks():
+        clip.process(block)
+        sums += block.sum(axis=1, dtype=np.float64)
+        sound = sound or bool(np.any(block))
+    clip = clip.result()
     if clip.runs:
         msg.warn(
             f"clipping detected: {clip.runs} runs of {settings.clip_run} or more identical full-scale "
             f"samples (longest {clip.longest}); the mix was clipped before mastering, which cannot undo it"
         )
-    dc = np.abs(x.mean(axis=1))  # float32, pairwise: accurate to ~1e-7 of full scale
-    if dc.max() >= settings.dc_threshold:
-        msg.warn(f"DC offset of {100 * dc.max():.2f}% of full scale removed (high-pass at 5 Hz, zero phase)")
-        x = remove_dc(x, sample_rate).astype(np.float32)
-    if x.shape[0] == 1:
-        msg.note("mono: measured as one channel (BS.1770, not dual mono) and written as mono")
-    if is_shorter_than_block(x.shape[1], sample_rate):
+    means = sums / source.frames
+    x = source
+    if np.abs(means).max() >= settings.dc_threshold:
         msg.warn(
-            f"the audio is {1000 * x.shape[1] / sample_rate:.3g} ms long, shorter than one 400 ms "
+            f"DC offset of {100 * np.abs(means).max():.2f}% of full scale removed (high-pass at 5 Hz, zero phase)"
+        )
+        x = remove_dc_into(source, sample_rate, means, new_store(source.channels, source.frames))
+    if source.channels == 1:
+        msg.note("mono: measured as one channel (BS.1770, not dual mono) and written as mono")
+    if is_shorter_than_block(source.frames, sample_rate):
+        msg.warn(
+            f"the audio is {1000 * source.frames / sample_rate:.3g} ms long, shorter than one 400 ms "
             "loudness block: its loudness is measured ungated over the whole file"
         )
-    return x
+    return x, sound
+
+
+def _measure(x, sample_rate: int, new_store=None):
+    """One pass: the loudness (LUFS, ungated below the gate), true peak (linear) and, with
+    ``new_store``, stores of the K-weighted power and true-peak envelope (``(1, frames)`` each)."""
+    meter, peaks = LoudnessMeter(sample_rate, x.channels, x.frames), TruePeakMeter(x.channels)
+    power = envelope = None
+    if new_store is not None:
+        power, envelope = new_store(1, x.frames), new_store(1, x.frames)
+    for block in x.blocks():
+        p, env = meter.process(block), peaks.process(block)
+        if new_store is not None:
+            power.append(p[None])
+            envelope.append(env[None])
+    env = peaks.flush()
+    if new_store is not None:
+        envelope.append(env[None])
+    return meter, peaks.peak, power, envelope
+
+
+def _reference_target(reference, reference_sample_rate: int, ceiling_dbtp: float | None) -> LoudnessTarget:
+    meter = LoudnessMeter(reference_sample_rate, reference.channels, reference.frames)
+    for block in reference.blocks():
+        meter.process(block)
+    ref_lufs = meter.loudness()
+    if not math.isfinite(ref_lufs):
+        raise ParameterError("reference: is silent (no loudness to match)")
+    ref_lufs = min(max(ref_lufs, LUFS_RANGE[0]), LUFS_RANGE[1])
+    return resolve_target(LoudnessTarget("reference", round(ref_lufs, 2), -1.0), ceiling_dbtp=ceiling_dbtp)
+
+
+def _master(
+    source,
+    sample_rate: int,
+    target,
+    reference,
+    reference_sample_rate: int | None,
+    lufs: float | None,
+    ceiling_dbtp: float | None,
+    settings: MasterSettings | None,
+    new_store,
+    new_sink,
+):
+    """The pipeline on signals (`plugin_bridge.mastering.streaming`): both `master_array` and `master_file`.
+
+    ``new_store(channels, frames)`` makes a float32 store (in memory or on disk); ``new_sink()``
+    an object with ``append(block)`` and ``close()`` (returning the output) for each render.
+    Returns the output of the last render and the `MasterResult`.
+    """
+    t0 = time.perf_counter()
+    settings = settings or MasterSettings()
+    msg = _Messages()
+    match = None
+    ref_sr = reference_sample_rate or sample_rate
+    if reference is not None and target is None and lufs is None:
+        goal = _reference_target(reference, ref_sr, ceiling_dbtp)
+    else:
+        goal = resolve_target(target, lufs, ceiling_dbtp)
+    x, sound = _check_input(source, sample_rate, settings, msg, new_store)
+
+    def result(y, out_lufs: float, out_tp: float, gain: float, lim: float, its: int, ok: bool):
+        return y, MasterResult(
+            target=goal,
+            sample_rate=int(sample_rate),
+            channels=int(x.channels),
+            frames=int(x.frames),
+            input_lufs=in_lufs,
+            input_true_peak_dbtp=in_tp,
+            output_lufs=out_lufs,
+            output_true_peak_dbtp=out_tp,
+            gain_db=gain,
+            limiting_db=lim,
+            iterations=its,
+            reached=ok,
+            seconds=time.perf_counter() - t0,
+            warnings=tuple(msg.warnings),
+            notes=tuple(msg.notes),
+            reference=match,
+        )
+
+    if not sound:
+        in_lufs = in_tp = -math.inf
+        msg.warn("the input is digital silence: nothing to master, written unchanged")
+        sink = new_sink()
+        for block in x.blocks():
+            sink.append(block)
+        return result(sink.close(), -math.inf, -math.inf, 0.0, 0.0, 0, False)
+    meter, peak, power, env = _measure(x, sample_rate, None if reference is not None else new_store)
+    in_lufs, in_tp = meter.loudness(), amplitude_to_db(peak)
+    if not math.isfinite(in_lufs):
+        in_lufs = meter.ungated()  # `short_loudness`'s rule
+        msg.warn(f"the input is below the -70 LUFS gate: measured ungated at {in_lufs:.1f} LUFS")
+    if in_lufs > goal.lufs + LOUDNESS_TOLERANCE_LU:
+        msg.note(f"the input is {in_lufs - goal.lufs:.1f} LU louder than the target: turned down")
+    work_lufs = in_lufs
+    if reference is not None:
+        x, match = match_signal(x, sample_rate, reference, ref_sr, new_store)
+        for n in match.notes:
+            msg.note(n)
+        meter, _, power, env = _measure(x, sample_rate, new_store)
+        work_lufs = meter.loudness()
+        if not math.isfinite(work_lufs):
+            work_lufs = meter.ungated()
+    margin = settings.safety_margin_db
+    for _ in range(4):
+        out, step = normalize_stream(x, sample_rate, goal, work_lufs, env, power, new_sink, settings, margin)
+        out_tp = out.true_peak_dbtp
+        if out_tp <= goal.ceiling_dbtp:
+            break
+        margin += out_tp - goal.ceiling_dbtp + 0.02
+        msg.note(f"true peak {out_tp:.2f} dBTP over the ceiling: limiting again {margin:.2f} dB lower")
+    if step.capped_by == "make-up":
+        msg.warn(
+            f"the input is very quiet: make-up gain capped at +{settings.max_makeup_db:g} dB, "
+            f"so the master is {step.lufs:.1f} LUFS instead of {goal.lufs:g}"
+        )
+    elif step.capped_by == "limiter":
+        msg.warn(
+            f"reaching {goal.lufs:g} LUFS would need more than {settings.max_limiting_db:g} dB of peak "
+            f"limiting (audible distortion): limiting capped there, the master is {step.lufs:.1f} LUFS "
+            f"(allow more with --max-limiting DB)"
+        )
+    ok = abs(step.lufs - goal.lufs) <= LOUDNESS_TOLERANCE_LU and out_tp <= goal.ceiling_dbtp
+    return result(out.output, step.lufs, out_tp, step.gain_db, step.limiting_db, step.iterations, ok)
+
+
+class _MemorySink(MemoryStore):
+    def close(self) -> np.ndarray:
+        return self.array
 
 
 def master_array(
@@ -179,89 +318,41 @@ def master_array(
     (audio at ``reference_sample_rate``, default ``sample_rate``) its width and spectrum are matched
     first (`match_reference`) and, unless a target or ``lufs`` is given, its integrated loudness
     becomes the target (ceiling -1 dBTP or ``ceiling_dbtp``). Returns the master (float32, same
-    shape) and a `MasterResult`; warnings are also logged.
+    shape) and a `MasterResult`; warnings are also logged. The same pipeline as `master_file`,
+    with its stores in memory: the same numbers for the same float32 samples.
     """
-    t0 = time.perf_counter()
-    settings = settings or MasterSettings()
-    x = check_audio_array(audio, sample_rate)
-    msg = _Messages()
-    match = None
-    if reference is not None and target is None and lufs is None:
-        ref_sr = reference_sample_rate or sample_rate
-        ref_lufs = integrated_loudness(check_audio_array(reference, ref_sr, "reference"), ref_sr)
-        if not math.isfinite(ref_lufs):
-            raise ParameterError("reference: is silent (no loudness to match)")
-        ref_lufs = min(max(ref_lufs, LUFS_RANGE[0]), LUFS_RANGE[1])
-        goal = resolve_target(
-            LoudnessTarget("reference", round(ref_lufs, 2), -1.0), ceiling_dbtp=ceiling_dbtp
-        )
-    else:
-        goal = resolve_target(target, lufs, ceiling_dbtp)
-    x = _check_input(x, sample_rate, settings, msg)
-    power = k_weighted_power(x, sample_rate, dtype=np.float32)  # measured once, reused by the gain search
-    in_lufs = loudness_from_power(power, sample_rate)
-    env = true_peak_envelope(x, dtype=np.float32)
-    in_tp = amplitude_to_db(float(env.max()))
-
-    def result(y: np.ndarray, out_lufs: float, out_tp: float, gain: float, lim: float, its: int, ok: bool):
-        return y.astype(np.float32, copy=False), MasterResult(
-            target=goal,
-            sample_rate=int(sample_rate),
-            channels=int(y.shape[0]),
-            frames=int(y.shape[1]),
-            input_lufs=in_lufs,
-            input_true_peak_dbtp=in_tp,
-            output_lufs=out_lufs,
-            output_true_peak_dbtp=out_tp,
-            gain_db=gain,
-            limiting_db=lim,
-            iterations=its,
-            reached=ok,
-            seconds=time.perf_counter() - t0,
-            warnings=tuple(msg.warnings),
-            notes=tuple(msg.notes),
-            reference=match,
-        )
-
-    if not np.any(x):
-        msg.warn("the input is digital silence: nothing to master, written unchanged")
-        return result(x.copy(), -math.inf, -math.inf, 0.0, 0.0, 0, False)
-    if not math.isfinite(in_lufs):
-        in_lufs = float(power_to_lufs(np.mean(power, dtype=np.float64)))  # `short_loudness`'s rule
-        msg.warn(f"the input is below the -70 LUFS gate: measured ungated at {in_lufs:.1f} LUFS")
-    if in_lufs > goal.lufs + LOUDNESS_TOLERANCE_LU:
-        msg.note(f"the input is {in_lufs - goal.lufs:.1f} LU louder than the target: turned down")
-    work_lufs = in_lufs
+    x = ArraySignal(check_audio_array(audio, sample_rate))
+    ref = None
     if reference is not None:
-        x, match = match_reference(x, sample_rate, reference, reference_sample_rate or sample_rate)
-        for n in match.notes:
-            msg.note(n)
-        x = x.astype(np.float32)
-        power = k_weighted_power(x, sample_rate, dtype=np.float32)
-        work_lufs = loudness_from_power(power, sample_rate)
-        if not math.isfinite(work_lufs):
-            work_lufs = float(power_to_lufs(np.mean(power, dtype=np.float64)))
-        env = true_peak_envelope(x, dtype=np.float32)
-    margin = settings.safety_margin_db
-    for _ in range(4):
-        y, step = normalize_loudness(x, sample_rate, goal, work_lufs, settings, env, margin, power)
-        out_tp = amplitude_to_db(true_peak(y))
-        if out_tp <= goal.ceiling_dbtp:
-            break
-        margin += out_tp - goal.ceiling_dbtp + 0.02
-        msg.note(f"true peak {out_tp:.2f} dBTP over the ceiling: limiting again {margin:.2f} dB lower")
-    if step.capped_by == "make-up":
-        msg.warn(
-            f"the input is very quiet: make-up gain capped at +{settings.max_makeup_db:g} dB, "
-            f"so the master is {step.lufs:.1f} LUFS instead of {goal.lufs:g}"
-        )
-    elif step.capped_by == "limiter":
-        msg.warn(
-            f"reaching {goal.lufs:g} LUFS would need more than {settings.max_limiting_db:g} dB of peak "
-            f"limiting (audible distortion): limiting capped there, the master is {step.lufs:.1f} LUFS"
-        )
-    ok = abs(step.lufs - goal.lufs) <= LOUDNESS_TOLERANCE_LU and out_tp <= goal.ceiling_dbtp
-    return result(y, step.lufs, out_tp, step.gain_db, step.limiting_db, step.iterations, ok)
+        ref = ArraySignal(check_audio_array(reference, reference_sample_rate or sample_rate, "reference"))
+    return _master(
+        x,
+        sample_rate,
+        target,
+        ref,
+        reference_sample_rate,
+        lufs,
+        ceiling_dbtp,
+        settings,
+        MemoryStore,
+        lambda: _MemorySink(x.channels, x.frames),
+    )
+
+
+class _FileSink:
+    """A render written to ``path`` (`AtomicAudioWriter`: complete or absent)."""
+
+    def __init__(self, path: Path, sample_rate: int, channels: int, subtype: str | None) -> None:
+        self.path = path
+        self.writer = AtomicAudioWriter(path, sample_rate, channels, subtype)
+        self.writer.__enter__()
+
+    def append(self, block: np.ndarray) -> None:
+        self.writer.write(block)
+
+    def close(self) -> Path:
+        self.writer.__exit__(None, None, None)
+        return self.path
 
 
 def master_file(
@@ -278,17 +369,45 @@ def master_file(
 ) -> MasterResult:
     """Master an audio file to ``output_path`` (.wav 32-bit float or .flac 24-bit unless ``subtype``).
 
-    Same targets and reference rule as `master_array`; ``reference`` is an audio file. The output
+    Same targets, reference rule and numbers as `master_array`; ``reference`` is an audio file.
+    Streamed: the input and reference are read block by block (several passes), the signal's
+    intermediate forms (DC removed, reference-matched), its K-weighted power and true-peak
+    envelope are kept in temporary float32 files in the output's folder, so memory does not grow
+    with the length of the song (disk does: 4 bytes per sample and channel per store). The output
     is written atomically and never over the input or the reference (`AudioError`).
     """
     inputs = (input_path,) + ((reference,) if reference is not None else ())
     out = check_output_path(output_path, inputs)
-    audio, sr = read_audio(input_path, downmix=downmix)
-    ref = ref_sr = None
-    if reference is not None:
-        ref, ref_sr = read_audio(reference, downmix=True)
-    y, res = master_array(
-        audio, sr, target, ref, ref_sr, lufs=lufs, ceiling_dbtp=ceiling_dbtp, settings=settings
-    )
-    write_audio(out, y, sr, subtype=subtype)
+    source = FileSignal(input_path, downmix)
+    ref = FileSignal(reference, downmix=True) if reference is not None else None
+    stores: list[DiskStore] = []
+    folder = out.parent if str(out.parent) else Path(".")
+    with tempfile.TemporaryDirectory(prefix=f".{out.stem}.master-", dir=folder) as work:
+        renders = iter(range(1 << 30))
+
+        def new_store(channels: int, frames: int) -> DiskStore:
+            stores.append(DiskStore(Path(work) / f"store{len(stores)}.f32", channels, frames))
+            return stores[-1]
+
+        def new_sink() -> _FileSink:
+            path = Path(work) / f"render{next(renders)}{out.suffix}"
+            return _FileSink(path, source.sample_rate, source.channels, subtype)
+
+        try:
+            rendered, res = _master(
+                source,
+                source.sample_rate,
+                target,
+                ref,
+                ref.sample_rate if ref is not None else None,
+                lufs,
+                ceiling_dbtp,
+                settings,
+                new_store,
+                new_sink,
+            )
+            os.replace(rendered, out)
+        finally:
+            for store in stores:
+                store.close()
     return replace(res, output=str(out))

@@ -15,16 +15,23 @@ from scipy.signal import oaconvolve
 from scipy.signal.windows import hann
 
 from ..analysis import (
+    THIRD_OCTAVE_CENTERS_HZ,
     SpectralProfile,
-    mid_side,
+    band_powers,
     octave_smoothed_db,
     profile_distance_db,
-    spectral_profile,
-    stereo_width,
 )
 from ..audio_io import check_audio_array
 from ..errors import ParameterError
-from ..loudness import integrated_loudness
+from .streaming import (
+    ArraySignal,
+    FilteredSignal,
+    LoudnessMeter,
+    MappedSignal,
+    MemoryStore,
+    SpectrumMeter,
+    to_array,
+)
 
 
 @dataclass(frozen=True)
@@ -103,6 +110,116 @@ def match_curve_db(
     return np.concatenate(([10.0], grid)), np.concatenate(([0.0], diff))
 
 
+def measure_profile(signal, sample_rate: float, store=None) -> tuple[SpectralProfile, float]:
+    """One pass over a signal: its `SpectralProfile` (`plugin_bridge.analysis.spectral_profile`) and stereo width.
+
+    Width is side/mid energy (`plugin_bridge.analysis.stereo_width`). With a ``store`` the blocks
+    are also appended to it (as float32).
+    """
+    loudness = LoudnessMeter(sample_rate, signal.channels, signal.frames)
+    spectrum = SpectrumMeter(sample_rate, signal.channels, signal.frames)
+    mid = side = 0.0
+    for block in signal.blocks():
+        loudness.process(block)
+        spectrum.process(block)
+        b = np.asarray(block, dtype=np.float64)
+        if b.shape[0] == 2:
+            m, d = (b[0] + b[1]) / 2.0, (b[0] - b[1]) / 2.0
+            mid, side = mid + float(np.einsum("i,i->", m, m)), side + float(np.einsum("i,i->", d, d))
+        if store is not None:
+            store.append(block)
+    freqs, psd = spectrum.result()
+    c = THIRD_OCTAVE_CENTERS_HZ
+    edges = np.stack([c / 2 ** (1 / 6), c * 2 ** (1 / 6)], axis=1)
+    levels = 10.0 * np.log10(np.maximum(band_powers(freqs, psd, edges), 1e-30))
+    width = (0.0 if side == 0.0 else math.inf) if mid == 0.0 else side / mid
+    return SpectralProfile(c, levels, loudness.loudness(), float(sample_rate), freqs, psd), width
+
+
+def _width_map(side_gain: float):
+    def widen(block: np.ndarray) -> np.ndarray:
+        b = np.asarray(block, dtype=np.float64)
+        mid, side = (b[0] + b[1]) / 2.0, (b[0] - b[1]) / 2.0
+        return np.stack([mid + side_gain * side, mid - side_gain * side])
+
+    return widen
+
+
+def match_signal(
+    signal,
+    sample_rate: int,
+    reference,
+    reference_sample_rate: int,
+    new_store=MemoryStore,
+    max_eq_db: float = 12.0,
+    max_side_gain: float = 2.0,
+):
+    """`match_reference` on signals (`plugin_bridge.mastering.streaming`): never more than a block in memory.
+
+    ``new_store(channels, frames)`` makes the float32 store that holds the filtered signal.
+    Returns the matched signal (float32 blocks) and the `MatchReport`.
+    """
+    notes: list[str] = []
+    ref_profile, w_ref = measure_profile(reference, reference_sample_rate)
+    if reference.channels == 1:
+        w_ref = 0.0
+    if not math.isfinite(ref_profile.lufs):
+        raise ParameterError("reference: is silent (no loudness to match)")
+    in_profile, w_in = measure_profile(signal, sample_rate)
+    if signal.channels == 1:
+        w_in = 0.0
+    before = profile_distance_db(in_profile, ref_profile)
+    side_gain = 1.0
+    if signal.channels == 1:
+        notes.append("mono input: stereo width left as is")
+    elif reference.channels == 1 or w_ref == 0.0:
+        side_gain = 0.0
+        notes.append("mono reference: the output is made mono")
+    elif w_in < 1e-4:
+        notes.append("the input is (nearly) mono: width not increased")
+    else:
+        side_gain = min(max_side_gain, math.sqrt(w_ref / w_in))
+        if side_gain == max_side_gain:
+            notes.append(f"width increase limited to side x{max_side_gain:g}")
+    x = signal
+    work = in_profile
+    if side_gain != 1.0:
+        x = MappedSignal(signal, _width_map(side_gain))
+        work, _ = measure_profile(x, sample_rate)
+    lufs, w_out = work.lufs, w_in * side_gain**2
+    after_profile = work
+    if math.isfinite(lufs):
+        grid, curve = match_curve_db(work, ref_profile, max_eq_db)
+        store = new_store(signal.channels, signal.frames)
+        after_profile, w_out = measure_profile(
+            FilteredSignal(x, linear_phase_fir(grid, curve, sample_rate)), sample_rate, store
+        )
+        x, lufs = store, after_profile.lufs
+        centers = ref_profile.centers_hz[
+            (ref_profile.centers_hz >= 20) & (ref_profile.centers_hz <= grid[-1])
+        ]
+        eq = np.interp(np.log(centers), np.log(grid), curve)
+    else:
+        notes.append("silent input: no EQ or loudness matching")
+        centers, eq = np.zeros(0), np.zeros(0)
+    gain_db = ref_profile.lufs - lufs if math.isfinite(lufs) else 0.0
+    gain = 10.0 ** (gain_db / 20.0)
+    report = MatchReport(
+        reference_lufs=ref_profile.lufs,
+        gain_db=gain_db,
+        width_input=w_in,
+        width_reference=w_ref,
+        width_output=w_out if signal.channels == 2 else 0.0,
+        side_gain=side_gain,
+        eq_centers_hz=tuple(float(c) for c in centers),
+        eq_gain_db=tuple(float(g) for g in eq),
+        distance_before_db=before,
+        distance_after_db=profile_distance_db(after_profile, ref_profile),  # a gain changes no distance
+        notes=tuple(notes),
+    )
+    return MappedSignal(x, lambda b: np.multiply(b, gain, dtype=np.float32)), report
+
+
 def match_reference(
     audio: np.ndarray,
     sample_rate: int,
@@ -122,61 +239,20 @@ def match_reference(
     3. loudness: a gain to the reference's integrated loudness (peaks may exceed full scale; the
        mastering stage limits them).
 
-    Both signals are ``(channels, samples)``; the sample rates (Hz) may differ. Returns float64
+    Both signals are ``(channels, samples)``; the sample rates (Hz) may differ. Returns float32
     audio of the input's shape and a `MatchReport` with the spectral distance (dB, see
-    `plugin_bridge.analysis`) to the reference before and after.
+    `plugin_bridge.analysis`) to the reference before and after. The work is `match_signal`'s
+    (the one used by the mastering pipeline, also on files).
     """
-    x = check_audio_array(audio, sample_rate).astype(np.float64)
-    ref = check_audio_array(reference, reference_sample_rate, "reference").astype(np.float64)
-    notes: list[str] = []
-    ref_profile = spectral_profile(ref, reference_sample_rate)
-    if not math.isfinite(ref_profile.lufs):
-        raise ParameterError("reference: is silent (no loudness to match)")
-    in_profile = spectral_profile(x, sample_rate)
-    before = profile_distance_db(in_profile, ref_profile)
-    w_in, w_ref = stereo_width(x), stereo_width(ref)
-    side_gain = 1.0
-    if x.shape[0] == 1:
-        notes.append("mono input: stereo width left as is")
-    elif ref.shape[0] == 1 or w_ref == 0.0:
-        side_gain = 0.0
-        notes.append("mono reference: the output is made mono")
-    elif w_in < 1e-4:
-        notes.append("the input is (nearly) mono: width not increased")
-    else:
-        side_gain = min(max_side_gain, math.sqrt(w_ref / w_in))
-        if side_gain == max_side_gain:
-            notes.append(f"width increase limited to side x{max_side_gain:g}")
-    if side_gain != 1.0:
-        mid, side = mid_side(x)
-        x = np.stack([mid + side_gain * side, mid - side_gain * side])
-    work = spectral_profile(x, sample_rate) if side_gain != 1.0 else in_profile
-    lufs = work.lufs
-    if math.isfinite(lufs):
-        grid, curve = match_curve_db(work, ref_profile, max_eq_db)
-        x = apply_fir(x, linear_phase_fir(grid, curve, sample_rate))
-        lufs = integrated_loudness(x, sample_rate)
-        centers = ref_profile.centers_hz[
-            (ref_profile.centers_hz >= 20) & (ref_profile.centers_hz <= grid[-1])
-        ]
-        eq = np.interp(np.log(centers), np.log(grid), curve)
-    else:
-        notes.append("silent input: no EQ or loudness matching")
-        centers, eq = np.zeros(0), np.zeros(0)
-    gain_db = ref_profile.lufs - lufs if math.isfinite(lufs) else 0.0
-    x *= 10.0 ** (gain_db / 20.0)
-    after = profile_distance_db(spectral_profile(x, sample_rate), ref_profile)
-    report = MatchReport(
-        reference_lufs=ref_profile.lufs,
-        gain_db=gain_db,
-        width_input=w_in,
-        width_reference=w_ref,
-        width_output=stereo_width(x),
-        side_gain=side_gain,
-        eq_centers_hz=tuple(float(c) for c in centers),
-        eq_gain_db=tuple(float(g) for g in eq),
-        distance_before_db=before,
-        distance_after_db=after,
-        notes=tuple(notes),
+    x = check_audio_array(audio, sample_rate)
+    ref = check_audio_array(reference, reference_sample_rate, "reference")
+    y, report = match_signal(
+        ArraySignal(x),
+        sample_rate,
+        ArraySignal(ref),
+        reference_sample_rate,
+        MemoryStore,
+        max_eq_db,
+        max_side_gain,
     )
-    return x, report
+    return to_array(y), report

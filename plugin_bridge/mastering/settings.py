@@ -4,6 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..errors import ParameterError
+
+#: The most peak limiting a user may allow (dB): beyond it a limiter only destroys transients.
+MAX_LIMITING_CAP_DB = 20.0
+
 
 @dataclass(frozen=True)
 class MasterSettings:
@@ -28,3 +33,11 @@ class MasterSettings:
     max_iterations: int = 10
     dc_threshold: float = 1e-3
     clip_run: int = 4
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.max_limiting_db <= MAX_LIMITING_CAP_DB:
+            raise ParameterError(
+                f"max limiting {self.max_limiting_db:g} dB is outside 0..{MAX_LIMITING_CAP_DB:g} dB"
+            )
+        if not 0.0 <= self.max_makeup_db <= 60.0:
+            raise ParameterError(f"max make-up gain {self.max_makeup_db:g} dB is outside 0..60 dB")

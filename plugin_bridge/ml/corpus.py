@@ -44,20 +44,27 @@ from pathlib import Path
 import numpy as np
 from scipy.signal import sosfilt
 
+from ..audio_io import read_audio
 from ..backends.dsp.filters import high_shelf_sos, low_shelf_sos, peak_sos
 from ..backends.dsp.stereo import apply_width
 from ..chain import default_chain, default_space
 from ..errors import ParameterError
+from ..files import write_atomic
 from .features import (
     CLIP_FRAMES,
     FEATURE_SR,
     FLOOR_DB,
     N_FFT,
+    N_FRAMES,
+    N_GLOBAL,
+    N_MELS,
     clip_features,
     mel_centres_hz,
     mel_matrix,
     mid_long_term_power,
+    to_feature_rate,
 )
+from .inference import models_dir
 
 #: The parameters a model predicts from audio; each label is exact (see the module docstring).
 LABELLED: tuple[str, ...] = (
@@ -258,14 +265,12 @@ class HouseBalance:
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write as JSON (atomically)."""
-        from ..export import write_atomic
 
         return write_atomic(path, json.dumps(self.to_dict(), indent=1) + "\n")
 
 
 def load_house(folder: str | os.PathLike | None = None) -> HouseBalance:
     """The `HouseBalance` in ``folder`` (default: the shipped models folder)."""
-    from .inference import models_dir
 
     path = Path(folder or models_dir()) / HOUSE_FILE
     if not path.is_file():
@@ -565,8 +570,6 @@ def normalized_labels(labels: Mapping[str, float]) -> np.ndarray:
 
 def _song_examples(args: tuple) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     path, n, seed, robust_share, house = args
-    from ..audio_io import read_audio
-    from .features import N_FRAMES, N_GLOBAL, N_MELS, to_feature_rate
 
     audio, sr = read_audio(path)
     song = to_feature_rate(audio, sr)

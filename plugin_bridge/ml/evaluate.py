@@ -47,6 +47,7 @@ from .corpus import (
     reference_clip,
 )
 from .features import FEATURE_SR, clip_features, power_spectrogram, to_feature_rate
+from .inference import EnsembleModel, full_vector, load_model
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".aif", ".aiff")
 
@@ -232,7 +233,6 @@ def evaluate_examples(
 
     With ``house``, a ``house-fit`` row adds the measurement baseline: `house_labels` of the input,
     no learning (what a least-squares fit to the house curve does on its own)."""
-    from .inference import EnsembleModel, full_vector
 
     space = default_space()
     t0 = time.perf_counter()
@@ -310,7 +310,6 @@ def evaluate_folder(
     References are the clips as they are (the natural protocol the shipped models are trained on),
     or with ``house_protocol`` balanced to the shipped house balance first. The ``house-fit`` row
     (correct toward the house balance by measurement, no learning) is a baseline in both."""
-    from .inference import load_model
 
     house = load_house(models_folder)
     examples = make_examples(audio_files(folder), n, house if house_protocol else None, seed, robust_share)

@@ -44,6 +44,7 @@ from ..chain import presets_dir, read_structured_file
 from ..effects import Effect, effect_specs
 from ..errors import ChainError
 from .discovery import PluginError, PluginRef
+from .probe import parse_number
 
 log = logging.getLogger(__name__)
 
@@ -365,7 +366,6 @@ def scaffold(info: Mapping, ref: PluginRef, effect: str) -> dict:
     and, when its display text is not linear in the normalized value, a measured ``curve``;
     canonical parameters whose name resembles a plugin parameter are pre-bound. Edit, then verify.
     """
-    from .probe import parse_number
 
     specs = effect_specs(effect)
     candidates: dict[str, dict] = {}

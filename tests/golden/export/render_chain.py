@@ -71,7 +71,13 @@ def read_audio(path):
 
 
 def write_audio(path, audio, rate):
-    """Write (channels, frames) float32 as a 32-bit float WAV, atomically."""
+    """Write (channels, frames) float32 as a 32-bit float WAV, atomically; like plugin-bridge's own
+    renders, samples beyond 0 dBFS are clipped, with a warning."""
+    peak = float(np.max(np.abs(audio))) if audio.size else 0.0
+    if peak > 1.0:
+        db = 20 * np.log10(peak)
+        print(f"warning: the render peaked at {db:+.1f} dBFS; clipped to 0 dBFS", file=sys.stderr)
+        audio = np.clip(audio, -1.0, 1.0)
     tmp = path + ".part.wav"
     try:
         import soundfile

@@ -1,7 +1,7 @@
 """Render a `Session` through ONE DawDreamer ``RenderEngine`` graph (the native-graph path).
 
 `render_session_dawdreamer` builds the whole session as a DawDreamer processor graph and renders it
-in one call, instead of `plugin_bridge.mixer`'s Python executor running one engine per node. The
+in one call, instead of `plugin_bridge.graph.executor`'s Python executor running one engine per node. The
 graph (DawDreamer processor names in brackets; ``i`` is a node's index in the session order)::
 
     track:  [src_i] playback (1 or 2 ch, resampled/padded as the mixer does)
@@ -14,8 +14,8 @@ graph (DawDreamer processor names in brackets; ``i`` is a node's index in the se
     master: [sum_m] -> [node_m] (master chain, fader, pan), last in the graph
 
 ``chain`` is `faust_codegen.chain_program`'s program, with its ``process`` renamed; the pan law is
-`mixer.track_pan_gains` on the chain's output channel count (constant power for mono, balance for
-stereo). Latency compensation is planned exactly as `mixer.SessionGraph` does (`plan_session`):
+`signal_flow.track_pan_gains` on the chain's output channel count (constant power for mono, balance for
+stereo). Latency compensation is planned exactly as `executor.SessionGraph` does (`plan_session`):
 every input of a bus arrives as late as the latest; the master's total latency is trimmed off the
 front of the mix and each track's own latency off its stem. Muted tracks and buses without any
 sounding input are left out of the graph (their output is silence) but still count for latency, as
@@ -32,7 +32,7 @@ each output read back is one more copy (``get_audio`` copies) until the engine i
 stems, 1.42 GB returning them all in memory (the Python executor: 1.11 GB either way). Long or
 high-rate sessions are better rendered by the streaming backends (pedalboard, numpy).
 
-DawDreamer traps handled (see `plugin_bridge.backends.dawdreamer_backend`): every processor is
+DawDreamer traps handled (see `plugin_bridge.backends.dawdreamer_engine`): every processor is
 created and compiled before ``load_graph``; the engine is built (and rendered) in the one thread
 that owns DawDreamer (`claim_build_thread`); the FPU environment is reset before compiling; the
 programs run in float32 with ``-ftz 2``; we render ``(n + 0.5) / sample_rate`` seconds (DawDreamer
@@ -49,11 +49,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .audio_io import DEFAULT_BLOCK, inspect_audio
-from .backends.faust_codegen import FaustProgram, chain_program, faust_number
-from .effects import clamp_to_sample_rate
-from .errors import BackendError, PluginBridgeError
-from .mixer import (
+from ..audio_io import DEFAULT_BLOCK, inspect_audio
+from ..backends import get_backend
+from ..backends.dawdreamer_engine import FAUST_FLAGS, claim_build_thread
+from ..backends.faust_codegen import FaustProgram, chain_program, faust_number
+from ..effects import clamp_to_sample_rate
+from ..errors import BackendError, PluginBridgeError
+from ..plugins.fpu import reset_fpu_environment
+from ..session import MASTER, Session, SessionError, load_session
+from .signal_flow import (
     StemSource,
     check_finite_mix,
     node_latencies,
@@ -62,7 +66,6 @@ from .mixer import (
     stem_frames,
     track_pan_gains,
 )
-from .session import MASTER, Session, SessionError, load_session
 
 log = logging.getLogger(__name__)
 
@@ -194,7 +197,6 @@ def edge_code(node_outputs: int, pre_fader: bool, delay: int) -> str:
 
 
 def _faust(engine, name: str, code: str):
-    from .backends.dawdreamer_backend import FAUST_FLAGS, reset_fpu_environment
 
     proc = engine.make_faust_processor(name)
     reset_fpu_environment()
@@ -247,12 +249,11 @@ def render_plan(
 
 
 class DawDreamerSessionGraph:
-    """Stand-in for `mixer.SessionGraph` in `mixer.render_session`: the same planning attributes
+    """Stand-in for `executor.SessionGraph` in `mixer.render_session`: the same planning attributes
     (``sample_rate``, ``length``, ``tail``, ``latency``, ``total``, ``sources``, ``backend``),
     nothing compiled until `blocks` renders the whole session."""
 
     def __init__(self, session: Session):
-        from .backends import get_backend
 
         self.session = session
         self.backend = get_backend("dawdreamer")  # a clear BackendError when it is not installed
@@ -291,8 +292,6 @@ class RenderedSession:
     """
 
     def __init__(self, plan: SessionPlan, tail: bool = True, stems: bool = True):
-        from .backends import get_backend
-        from .backends.dawdreamer_backend import claim_build_thread
 
         get_backend("dawdreamer")  # a clear BackendError when dawdreamer is not installed
         import dawdreamer

@@ -1,4 +1,4 @@
-"""Render chain slots through real plugins: pedalboard (VST3) stages and DawDreamer graph nodes.
+"""Processors that host real plugins: pedalboard (VST3) stages and DawDreamer graph nodes.
 
 A chain slot that names a plugin (``Effect.plugin``) is rendered by the plugin its map binds
 (`plugin_bridge.plugins.maps`), when the backend can host that format and the plugin is present
@@ -37,26 +37,24 @@ import os
 import tempfile
 import threading
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from ..backends.dawdreamer_backend import WholeSignalRenderer
-from ..backends.dsp import Stage
 from ..effects import Effect
-from ..errors import BackendError, PluginBridgeError
-from .discovery import PluginError, PluginRef
-from .maps import PluginMap, find_map
+from ..errors import BackendError
+from ..plugins.discovery import PluginError
+from ..plugins.fpu import reset_fpu_environment
+from ..plugins.planning import HostPlan, indexed_values, plan_slot
+from ..plugins.vst3_state import build_vstpreset, decode_juce_state
+from .dawdreamer_engine import FAUST_FLAGS, WholeSignalRenderer, claim_build_thread
+from .dsp import Stage
+from .faust_codegen import chain_program
+from .host_process import call_in_host_process, in_host_process
 
 log = logging.getLogger(__name__)
 
-#: Plugin formats each backend can host.
-BACKEND_FORMATS: dict[str, tuple[str, ...]] = {
-    "pedalboard": ("vst3", "au"),
-    "dawdreamer": ("vst2", "vst3", "lv2"),
-    "numpy": (),
-}
 #: DawDreamer's file-based state restores: state kind -> (processor method, file suffix).
 _PRESET_LOADERS = {
     "vstpreset": ("load_vst3_preset", ".vstpreset"),
@@ -65,94 +63,6 @@ _PRESET_LOADERS = {
 }
 #: Frames of silence processed before reading a pedalboard plugin's state (trap 2).
 STATE_FLUSH_FRAMES = 256
-
-
-@dataclass(frozen=True)
-class HostPlan:
-    """A slot that will be hosted: the effect, its map and the plugin's probed info."""
-
-    effect: Effect
-    map: PluginMap
-    info: dict
-
-
-def _plugin_present(ref: PluginRef) -> bool:
-    if ref.format == "lv2":
-        return True  # LV2 URIs are checked by the probe (lilv resolves them)
-    return Path(ref.location).exists()
-
-
-def _fallback(effect: Effect, why: str, strict: bool) -> Effect:
-    msg = f"{effect.id}: {why}; using the built-in {effect.type} instead"
-    if strict:
-        raise PluginError(f"{effect.id}: {why} (strict: no fallback to the built-in {effect.type})")
-    log.warning("%s", msg)
-    return replace(effect, plugin=None)
-
-
-def slot_plan(effect: Effect, backend: str) -> HostPlan | str:
-    """How ``backend`` would host ``effect``'s plugin: a `HostPlan`, or why it cannot (one line).
-
-    ``effect`` must name a plugin. Never falls back and never warns; `plan_slot` does.
-    """
-    from .probe import ensure_probed
-
-    name = effect.plugin
-    try:
-        pmap = find_map(str(name), effect.type, BACKEND_FORMATS.get(backend, ()))
-    except PluginBridgeError as e:
-        return f"plugin {name!r}: {e}"
-    ref = pmap.plugin
-    label = f"plugin {ref.name} ({ref.format.upper()}, map {pmap.name})"
-    if ref.format not in BACKEND_FORMATS.get(backend, ()):
-        can = ", ".join(f.upper() for f in BACKEND_FORMATS.get(backend, ())) or "no plugins"
-        return f"{label} cannot be hosted by the {backend} backend (it hosts {can})"
-    if not _plugin_present(ref):
-        return f"{label} is not installed ({ref.location} not found)"
-    result = ensure_probed(ref)
-    if not result.ok:
-        return f"{label} is known bad: {result.reason}"
-    return HostPlan(effect, pmap, result.info)
-
-
-def plan_slot(effect: Effect, backend: str, strict: bool = False) -> HostPlan | Effect:
-    """Decide how ``effect`` renders on ``backend``: a `HostPlan`, or the built-in effect (warned).
-
-    Raises `PluginError` instead of falling back when ``strict``.
-    """
-    if not effect.plugin:
-        return effect
-    planned = slot_plan(effect, backend)
-    return planned if isinstance(planned, HostPlan) else _fallback(effect, planned, strict)
-
-
-def plan_effects(effects: Sequence[Effect], backend: str, strict: bool = False) -> list[Effect]:
-    """``effects`` with the plugin removed (and a warning) from every slot ``backend`` will not host."""
-    out = []
-    for e in effects:
-        planned = plan_slot(e, backend, strict)
-        out.append(planned.effect if isinstance(planned, HostPlan) else planned)
-    return out
-
-
-def _index_of(params_info: Sequence[dict], name: str, pmap: PluginMap) -> int:
-    for p in params_info:
-        if p["name"] == name:
-            return int(p["index"])
-    for p in params_info:
-        if p["name"].strip().lower() == name.strip().lower():
-            return int(p["index"])
-    for p in params_info:  # VST2 truncates names (kVstMaxParamStrLen): "Stereo Detectio"
-        short = p["name"].strip().lower()
-        if len(short) >= 7 and name.strip().lower().startswith(short):
-            return int(p["index"])
-    raise PluginError(f"map {pmap.name}: plugin {pmap.plugin.name} has no parameter {name!r}")
-
-
-def indexed_values(plan: HostPlan) -> dict[int, float]:
-    """``{parameter index: normalized value}`` the map sets for the plan's effect."""
-    info = plan.info.get("parameters", [])
-    return {_index_of(info, n, plan.map): v for n, v in plan.map.plugin_values(plan.effect).items()}
 
 
 def _encode(data: bytes) -> str:
@@ -174,7 +84,7 @@ class PedalboardPluginStage(Stage):
     native_float32 = True
 
     def __init__(self, plan: HostPlan, sample_rate: float, channels: int, state: dict | None = None) -> None:
-        import pedalboard
+        import pedalboard  # optional: the numpy backend runs without it
 
         super().__init__(channels)
         if threading.current_thread() is not threading.main_thread():
@@ -257,8 +167,6 @@ def graph_steps(
     """``effects`` as Faust segments (runs of built-ins) around the plugin nodes ``plans`` host, in
     order, and the output channel count. `DawDreamerGraphProcessor` and the exported DawDreamer
     script (`plugin_bridge.export.dawdreamer_script`) build their graphs from these steps."""
-    from ..backends.faust_codegen import chain_program
-
     steps: list[FaustSegment | PluginNode] = []
     run: list[Effect] = []
     n = channels
@@ -299,8 +207,6 @@ class DawDreamerGraphProcessor(WholeSignalRenderer):
         states: Mapping[str, dict] | None = None,
         block_size: int = 512,
     ) -> None:
-        from ..backends.dawdreamer_backend import claim_build_thread
-
         self.sample_rate = float(sample_rate)
         self.in_channels = channels
         self._lock = threading.Lock()
@@ -310,9 +216,7 @@ class DawDreamerGraphProcessor(WholeSignalRenderer):
     def _build(
         self, effects: list[Effect], plans: dict[str, HostPlan], states: Mapping[str, dict], block_size: int
     ) -> None:
-        import dawdreamer
-
-        from ..backends.dawdreamer_backend import FAUST_FLAGS, reset_fpu_environment
+        import dawdreamer  # the dawdreamer extra
 
         engine = dawdreamer.RenderEngine(self.sample_rate, block_size)
         self._engine = engine
@@ -482,9 +386,6 @@ def capture_slot_states(plans: Sequence[HostPlan], backend: str, sample_rate: fl
     `capture_dawdreamer_state`, and released; all of it in one child process
     (`plugin_bridge.backends.host_process`) unless this is one already.
     """
-    from ..backends.dawdreamer_backend import reset_fpu_environment
-    from ..backends.host_process import call_in_host_process, in_host_process
-
     if not plans:
         return []
     if backend not in ("pedalboard", "dawdreamer"):
@@ -596,8 +497,6 @@ def capture_dawdreamer_state(plan: HostPlan, instances: Sequence) -> dict:
     .vstpreset per instance built from ``save_state``'s JUCE blob (restored by ``load_vst3_preset``).
     LV2 (and a VST3 without a known class ID): the normalized value of every automatable parameter.
     """
-    from ..export.vstpreset import build_vstpreset, decode_juce_state
-
     ref = plan.map.plugin
     out: dict = {"plugin": ref.to_dict(), "map": plan.map.name}
     class_id = str(plan.info.get("vst3_class_id") or "")

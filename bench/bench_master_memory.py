@@ -1,0 +1,110 @@
+"""Benchmark: peak resident memory and wall time of ``plugin-bridge master``, by song length.
+
+Generates 44.1 kHz stereo float WAVs in a temporary folder (pink-ish noise plus tones, a little DC
+so the DC high-pass runs too, and a brighter, wider reference of 3 minutes), then runs
+``python -m plugin_bridge.cli master IN -o OUT [--reference REF]`` for each case in a child process
+and reads its peak resident set size from ``/usr/bin/time -v`` ("Maximum resident set size"), or,
+without GNU time, from ``resource.getrusage(RUSAGE_CHILDREN)``. The files are written block by
+block, so generating a 60-minute song needs no more memory than the master does. Disk: about
+0.6 GB per 60 minutes of input, and up to four times that for the master's temporary stores.
+
+Usage: python bench/bench_master_memory.py [--minutes 3 60] [--no-reference]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+SR = 44100
+CHUNK_S = 10
+
+
+def write_song(path: Path, minutes: float, bright: bool = False, seed: int = 0) -> None:
+    """Noise and tones, written 10 s at a time (float32 WAV); ``bright`` makes a brighter, wider mix."""
+    rng = np.random.default_rng(seed)
+    n = int(minutes * 60 * SR)
+    with sf.SoundFile(path, "w", SR, 2, "FLOAT") as f:
+        for start in range(0, n, CHUNK_S * SR):
+            m = min(CHUNK_S * SR, n - start)
+            t = (start + np.arange(m)) / SR
+            tones = 0.2 * np.sin(2 * np.pi * 110 * t) + 0.1 * np.sin(2 * np.pi * 440 * t) * (t % 2 < 1)
+            noise = rng.standard_normal((2, m)) * (0.1 if bright else 0.05)
+            if not bright:  # darker: smooth the noise (a two-sample average)
+                noise[:, 1:] = 0.5 * (noise[:, 1:] + noise[:, :-1])
+            x = tones + noise + (0.0 if bright else 0.002)
+            if bright:
+                x[1] = 0.6 * x[1] - 0.4 * noise[0]
+            f.write(x.T.astype(np.float32))
+
+
+def run(args: list[str]) -> tuple[float, float]:
+    """Peak RSS (MB) and wall time (s) of one child process."""
+    gnu_time = shutil.which("time") or ("/usr/bin/time" if os.path.exists("/usr/bin/time") else None)
+    t0 = time.perf_counter()
+    if gnu_time:
+        p = subprocess.run([gnu_time, "-v", *args], capture_output=True, text=True)
+        seconds = time.perf_counter() - t0
+        if p.returncode:
+            sys.exit(f"failed: {' '.join(args)}\n{p.stderr[-2000:]}")
+        kb = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", p.stderr).group(1))
+        return kb / 1024, seconds
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    p = subprocess.run(args, capture_output=True, text=True)
+    seconds = time.perf_counter() - t0
+    if p.returncode:
+        sys.exit(f"failed: {' '.join(args)}\n{p.stderr[-2000:]}")
+    kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    if kb <= before:  # the maximum over all children: only trust it when it grew
+        print(f"  (getrusage cannot separate this run from a bigger earlier one: >= {kb / 1024:.0f} MB)")
+    return kb / 1024, seconds
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--minutes", type=float, nargs="+", default=[3.0, 60.0])
+    ap.add_argument("--no-reference", action="store_true", help="skip the --reference runs")
+    ap.add_argument("--keep", metavar="DIR", help="generate into DIR and keep the files")
+    a = ap.parse_args()
+    folder = Path(a.keep) if a.keep else Path(tempfile.mkdtemp(prefix="bench-master-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = []
+    try:
+        ref = folder / "ref.wav"
+        if not a.no_reference and not ref.exists():
+            write_song(ref, 3.0, bright=True, seed=1)
+        for minutes in a.minutes:
+            src = folder / f"song_{minutes:g}min.wav"
+            if not src.exists():
+                write_song(src, minutes)
+            cases = [("master", [])] + (
+                [] if a.no_reference else [("master --reference", ["--reference", str(ref)])]
+            )
+            for name, extra in cases:
+                out = folder / "out.wav"
+                cmd = [sys.executable, "-m", "plugin_bridge.cli", "master", str(src), "-o", str(out), *extra]
+                mb, seconds = run(cmd)
+                rows.append((minutes, name, mb, seconds))
+                print(f"{minutes:g} min  {name:<20} {mb:8.0f} MB  {seconds:7.1f} s", flush=True)
+                out.unlink()
+    finally:
+        if not a.keep:
+            shutil.rmtree(folder, ignore_errors=True)
+    print("\n| song | command | peak RSS (MB) | wall (s) |\n|---|---|---:|---:|")
+    for minutes, name, mb, seconds in rows:
+        print(f"| {minutes:g} min | {name} | {mb:.0f} | {seconds:.1f} |")
+
+
+if __name__ == "__main__":
+    main()

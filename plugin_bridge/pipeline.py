@@ -1,0 +1,312 @@
+"""The mix job, written once: read -> analyse -> predict -> render -> master -> write -> recipe -> exports.
+
+Every front end runs these stages: `mix_song` (``plugin-bridge mix``), batch items
+(`plugin_bridge.batch.jobs`), `render_recipe` (``plugin-bridge render --recipe``); a stems mix and
+the web app are to call them too. The choices every front end shares are made here, once:
+
+- renders keep the effects' tails (`RENDER_TAIL`): a reverb or delay rings out instead of being cut
+  off. The AI's default chain has its reverb and delay off, so its mixes keep the input's length;
+- a recipe records the real values the render used (its vector is their normalized form), the model
+  that chose them and the mastering step, so ``render --recipe`` reproduces the mastered file.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from .audio_io import check_audio_array, check_output_path, read_audio, write_audio
+from .backends import get_backend
+from .chain import DEFAULT_CHAIN, default_space, load_chain
+from .errors import FormatError, ParameterError
+from .export import export_recipe
+from .export.plugin_slots import restore_slots, unbound_plugins
+from .export.recipe import PluginState, Recipe, load_recipe, master_entry, recipe_from_chain, session_of
+from .graph import render_session, render_session_array
+from .loudness import integrated_loudness
+from .mastering import LoudnessTarget, MasterResult, MasterSettings, master_array
+from .ml.features import song_features
+from .ml.inference import load_model, predict_features
+from .render import render_array, render_file
+
+#: Renders keep effect tails (reverb, delay) in every front end.
+RENDER_TAIL = True
+
+
+# --------------------------------------------------------------------------------------------
+# Stages
+# --------------------------------------------------------------------------------------------
+
+
+def load_song(
+    song: str | os.PathLike | np.ndarray, sample_rate: int | None = None, downmix: bool = False
+) -> tuple[np.ndarray, int]:
+    """Read stage: ``(audio (channels, n) float32, sample rate Hz)`` from a file or a checked array.
+
+    ``downmix`` folds files with more than two channels (5.1...) to stereo, as ``render`` does."""
+    if isinstance(song, np.ndarray):
+        if sample_rate is None:
+            raise ParameterError("an audio array needs its sample_rate")
+        return check_audio_array(song, sample_rate), int(sample_rate)
+    return read_audio(song, downmix)
+
+
+@dataclass(frozen=True)
+class Choice:
+    """The chain and its parameters for one song: real ``values`` (what renders), the normalized
+    ``vector`` and the ``model`` that chose them (None for given values)."""
+
+    chain: str
+    values: dict[str, float]
+    vector: list[float]
+    model: str | None = None
+
+    def to_dict(self) -> dict:
+        """JSON-ready form."""
+        return {"chain": self.chain, "model": self.model, "vector": self.vector, "values": self.values}
+
+
+def predict_vector(audio: np.ndarray, sample_rate: int, model: str = "ensemble") -> np.ndarray:
+    """Analyse and predict stages: the normalized default-chain vector ``model`` proposes for audio
+    (``(channels, n)`` float32 at ``sample_rate`` Hz)."""
+    mel, glob = song_features(audio, sample_rate)
+    return predict_features(load_model(model), mel, glob)
+
+
+def choose(
+    audio: np.ndarray,
+    sample_rate: int,
+    model: str | None = None,
+    chain: str = DEFAULT_CHAIN,
+    values: Mapping[str, float] | None = None,
+    vector: Sequence[float] | None = None,
+) -> Choice:
+    """The parameters for a song: predicted by ``model`` (on the default chain), or ``chain`` with
+    ``vector`` or ``values`` (unset parameters at their defaults)."""
+    if model is not None:
+        vec = predict_vector(audio, sample_rate, model)
+        return Choice(DEFAULT_CHAIN, default_space().to_values(vec), [float(v) for v in vec], model)
+    space = load_chain(chain).space
+    vals = space.to_values(vector) if vector is not None else {**space.defaults(), **dict(values or {})}
+    return Choice(str(chain), vals, [float(v) for v in space.to_vector(vals)], None)
+
+
+def render_choice(audio: np.ndarray, sample_rate: int, choice: Choice, backend: str) -> np.ndarray:
+    """Render stage: ``audio`` through the chosen chain (tails kept, `RENDER_TAIL`)."""
+    return render_array(
+        audio, sample_rate, choice.chain, values=choice.values, backend=backend, tail=RENDER_TAIL
+    )
+
+
+def apply_master(audio: np.ndarray, sample_rate: int, entry: Mapping) -> tuple[np.ndarray, MasterResult]:
+    """Master stage: ``audio`` mastered as a recipe's ``master`` entry says; the master and its report."""
+    return master_array(
+        audio,
+        sample_rate,
+        target=LoudnessTarget(**entry["target"]),
+        settings=MasterSettings(**entry["settings"]),
+    )
+
+
+def lufs(audio: np.ndarray, sample_rate: int) -> float:
+    """Integrated loudness (LUFS), or -inf for audio too short to gate."""
+    try:
+        return float(integrated_loudness(audio, sample_rate))
+    except Exception:  # too short for a gated measurement
+        return -math.inf
+
+
+@dataclass
+class MixOutcome:
+    """What one run of the job produced: the choice, loudness before/after (LUFS), the master's
+    report, the files written and the time of each stage (s)."""
+
+    choice: Choice
+    sample_rate: int
+    backend: str
+    input_lufs: float
+    mixed_lufs: float
+    master: MasterResult
+    recipe: Recipe
+    files: dict[str, str]
+    exports: dict[str, list[Path]]
+    seconds: dict[str, float]
+
+
+def run_mix(
+    audio: np.ndarray,
+    sample_rate: int,
+    choice: Choice,
+    mix_path: str | os.PathLike,
+    recipe_path: str | os.PathLike,
+    *,
+    source: str | os.PathLike | None = None,
+    backend: str = "auto",
+    target: object = None,
+    export_dir: str | os.PathLike | None = None,
+    export_formats: str | tuple[str, ...] = "all",
+    stem: str | None = None,
+    input_lufs: float | None = None,
+    downmix: bool = False,
+    master_settings: MasterSettings | None = None,
+) -> MixOutcome:
+    """Render, master, write, recipe, exports: the second half of the job for one chosen mix.
+
+    Writes the mastered mix to ``mix_path`` and its recipe to ``recipe_path`` (atomically), and
+    the DAW exports to ``export_dir`` when given. ``source`` is the input file the recipe names;
+    ``downmix`` records that it was folded to stereo (more than two channels); ``master_settings``
+    (default ones when None) say how hard mastering may work."""
+
+    be = get_backend(backend).name
+    t = time.perf_counter()
+    mixed = render_choice(audio, sample_rate, choice, be)
+    seconds = {"render": time.perf_counter() - t}
+    mixed_lufs = lufs(mixed, sample_rate)
+    t = time.perf_counter()
+    entry = master_entry(target, master_settings)
+    mastered, mres = apply_master(mixed, sample_rate, entry)
+    seconds["master"] = time.perf_counter() - t
+    t = time.perf_counter()
+    write_audio(mix_path, mastered, sample_rate)
+    recipe = recipe_from_chain(
+        choice.chain,
+        values=choice.values,
+        model_id=choice.model,
+        input_path=source,
+        sample_rate=sample_rate,
+        backend=be,
+        tail=RENDER_TAIL,
+        master=entry,
+        downmix=downmix,
+    )
+    recipe.save(recipe_path)
+    seconds["write"] = time.perf_counter() - t
+    exports: dict[str, list[Path]] = {}
+    if export_dir is not None:
+        t = time.perf_counter()
+        exports = export_recipe(recipe, export_dir, export_formats, stem=stem)
+        seconds["export"] = time.perf_counter() - t
+    return MixOutcome(
+        choice=choice,
+        sample_rate=sample_rate,
+        backend=be,
+        input_lufs=lufs(audio, sample_rate) if input_lufs is None else input_lufs,
+        mixed_lufs=mixed_lufs,
+        master=mres,
+        recipe=recipe,
+        files={"mix": str(mix_path), "recipe": str(recipe_path)},
+        exports=exports,
+        seconds=seconds,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Re-rendering a recipe
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MasteredResult:
+    """A recipe re-rendered with its mastering step: the file written and the master's report."""
+
+    output: str
+    sample_rate: int
+    channels: int
+    frames: int
+    backend: str
+    seconds: float
+    master: Mapping
+
+    def to_dict(self) -> dict:
+        """JSON-ready summary."""
+        return {
+            "output": self.output,
+            "sample_rate": self.sample_rate,
+            "channels": self.channels,
+            "frames": self.frames,
+            "duration_s": self.frames / self.sample_rate,
+            "backend": self.backend,
+            "render_seconds": round(self.seconds, 4),
+            "master": dict(self.master),
+        }
+
+
+def _refuse_unbound(unbound: Sequence[PluginState]) -> None:
+    if unbound:
+        raise FormatError(
+            "recipe plugins "
+            + ", ".join(f"{p.slot!r} ({p.display_name})" for p in unbound)
+            + " belong to no slot of its chain: they cannot be rendered (exports still carry them)"
+        )
+
+
+def _restored_session(recipe: Recipe, backend: str):
+    """The recipe's session with recorded fallbacks applied, and ``{node: {effect id: state}}``."""
+    s = session_of(recipe)
+    nodes = (*s.tracks, *s.buses, s.master)
+    _refuse_unbound(unbound_plugins(recipe.plugins, [f"{n.name}/{e.id}" for n in nodes for e in n.effects]))
+    states: dict[str, dict[str, dict]] = {}
+    fixed = {}
+    for n in nodes:
+        effects, st = restore_slots(n.effects, recipe.plugins, recipe.fallbacks, backend, f"{n.name}/")
+        fixed[n.name] = replace(n, effects=tuple(effects))
+        if st:
+            states[n.name] = st
+    session = replace(
+        s,
+        tracks=tuple(fixed[t.name] for t in s.tracks),
+        buses=tuple(fixed[b.name] for b in s.buses),
+        master=fixed[s.master.name],
+    )
+    return session, states
+
+
+def render_recipe(
+    recipe: Recipe | str | os.PathLike,
+    output: str | os.PathLike,
+    backend: str | None = None,
+    input_path: str | os.PathLike | None = None,
+):
+    """Re-render a recipe to ``output``; bit-identical to the original render on the same backend.
+
+    A chain recipe renders its stored ``input`` (or ``input_path``) through its stored effects with
+    `plugin_bridge.render.render_file`; a session recipe renders its graph with
+    `plugin_bridge.graph.render_session`. Hosted-plugin slots get their stored states restored
+    after their identity is checked; recorded fallbacks render the built-in. With a ``master``
+    entry the mix is rendered in memory, mastered (`apply_master`) and written. ``backend``
+    defaults to the one recorded in the recipe. Returns the `RenderResult` / `SessionResult`, or a
+    `MasteredResult` when the recipe masters.
+    """
+    r = recipe if isinstance(recipe, Recipe) else load_recipe(recipe)
+    be = backend or r.backend
+    start = time.perf_counter()
+    if r.kind == "session":
+        session, states = _restored_session(r, be)
+        if r.master is None:
+            return render_session(session, output, backend=be, tail=r.tail, plugin_states=states)
+        out = check_output_path(output, tuple(t.file for t in session.tracks))
+        mix, sr, _ = render_session_array(session, backend=be, tail=r.tail, plugin_states=states)
+    else:
+        _refuse_unbound(unbound_plugins(r.plugins, [e.id for e in r.effects]))
+        src = input_path or r.input
+        if not src:
+            raise FormatError("recipe has no input audio file; give one")
+        effects, states = restore_slots(r.effects, r.plugins, r.fallbacks, be)
+        if r.master is None:
+            return render_file(
+                src, output, chain=effects, backend=be, tail=r.tail, downmix=r.downmix, plugin_states=states
+            )
+        out = check_output_path(output, (src,))
+        audio, sr = read_audio(src, r.downmix)
+        mix = render_array(audio, sr, effects, backend=be, tail=r.tail, plugin_states=states)
+    mastered, result = apply_master(mix, sr, r.master)
+    write_audio(out, mastered, sr)
+    return MasteredResult(
+        str(out), sr, mastered.shape[0], mastered.shape[1], be, time.perf_counter() - start, result.to_dict()
+    )

@@ -22,7 +22,7 @@ from signals import SR, noise, pink_noise, sine
 
 from plugin_bridge.backends.dsp.dynamics import Limiter
 from plugin_bridge.cli import main
-from plugin_bridge.cli_mastering import TARGET_NAMES
+from plugin_bridge.cli.mastering import TARGET_NAMES
 from plugin_bridge.demo import demo_song
 from plugin_bridge.errors import AudioError, ParameterError
 from plugin_bridge.loudness import amplitude_to_db, integrated_loudness, short_loudness, true_peak

@@ -10,11 +10,11 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from .audio_io import SUBTYPES, check_output_location, check_output_path
-from .backends import BACKEND_NAMES, available_backends
-from .chain import list_chains, load_chain, presets_dir
-from .errors import ParameterError, PluginBridgeError
-from .version import __version__
+from ..audio_io import SUBTYPES, check_output_location, check_output_path
+from ..backends import BACKEND_NAMES, available_backends
+from ..chain import list_chains, load_chain, presets_dir
+from ..errors import ParameterError, PluginBridgeError
+from ..version import __version__
 
 
 def _parse_vector(text: str) -> list[float]:
@@ -54,14 +54,14 @@ def _check_outputs(output: str, recipe: str | None, inputs: tuple[str, ...]) -> 
 
 
 def _cmd_render(args: argparse.Namespace) -> int:
-    from .render import render_file
+    from ..render import render_file
 
     if args.recipe:
         if args.params or args.vector or args.chain != "default":
             raise ParameterError(
                 "--recipe carries its own chain and parameters: drop --chain/--params/--vector"
             )
-        from .pipeline import render_recipe
+        from ..pipeline import render_recipe
 
         backend = None if args.backend == "auto" else args.backend
         res = render_recipe(args.recipe, args.output, backend=backend, input_path=args.input)
@@ -95,7 +95,7 @@ def _cmd_render(args: argparse.Namespace) -> int:
         float_headroom=args.float_headroom,
     )
     if args.save_recipe:
-        from .export.recipe import recipe_from_chain
+        from ..export.recipe import recipe_from_chain
 
         recipe = recipe_from_chain(
             args.chain,
@@ -119,7 +119,7 @@ def _cmd_render(args: argparse.Namespace) -> int:
 
 
 def _cmd_render_session(args: argparse.Namespace) -> int:
-    from .graph import render_session
+    from ..graph import render_session
 
     if args.save_recipe:
         check_output_location(args.save_recipe, (args.session, args.output))
@@ -133,7 +133,7 @@ def _cmd_render_session(args: argparse.Namespace) -> int:
         float_headroom=args.float_headroom,
     )
     if args.save_recipe:
-        from .export.recipe import recipe_from_session
+        from ..export.recipe import recipe_from_session
 
         recipe = recipe_from_session(args.session, backend=result.backend, tail=not args.no_tail)
         print(f"wrote recipe {recipe.save(args.save_recipe)}", file=sys.stderr if args.json else sys.stdout)
@@ -186,11 +186,11 @@ def _cmd_backends(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from .audio_io import write_audio
-    from .demo import demo_song
-    from .graph import render_session
-    from .multitrack import make_multitrack
-    from .render import render_file
+    from ..audio_io import write_audio
+    from ..demo import demo_song
+    from ..graph import render_session
+    from ..multitrack import make_multitrack
+    from ..render import render_file
 
     out = Path(args.output_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -216,7 +216,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 #: Modules that add their own sub-commands with ``register(subparsers)`` (each stays thin too).
-_COMMAND_MODULES: tuple[str, ...] = ("cli_mastering", "cli_plugins", "cli_models", "cli_export", "cli_batch")
+_COMMAND_MODULES: tuple[str, ...] = ("mastering", "plugins", "models", "export", "batch")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -325,5 +325,5 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
-if __name__ == "__main__":  # pragma: no cover - python -m plugin_bridge.cli
+if __name__ == "__main__":  # pragma: no cover - python -m plugin_bridge.cli.main
     sys.exit(main())

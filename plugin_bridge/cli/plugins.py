@@ -1,4 +1,4 @@
-"""Sub-commands of the plugins work (registered by plugin_bridge.cli): ``plugins scan|inspect|map-scaffold``.
+"""Sub-commands of the plugins work (registered by plugin_bridge.cli.main): ``plugins scan|inspect|map-scaffold``.
 
 Thin: every command parses, calls `plugin_bridge.plugins`, prints. Probes run in subprocesses.
 """
@@ -11,7 +11,7 @@ import os
 import sys
 from pathlib import Path
 
-from .errors import PluginBridgeError
+from ..errors import PluginBridgeError
 
 _FORMATS = ("vst3", "vst2", "lv2", "au")
 
@@ -19,8 +19,8 @@ _FORMATS = ("vst3", "vst2", "lv2", "au")
 def _cmd_scan(args: argparse.Namespace) -> int:
     from concurrent.futures import ThreadPoolExecutor
 
-    from .plugins.discovery import cache_path, load_cache, save_cache, scan
-    from .plugins.probe import probe
+    from ..plugins.discovery import cache_path, load_cache, save_cache, scan
+    from ..plugins.probe import probe
 
     formats = tuple(args.format) if args.format else _FORMATS
     refs = scan(args.path or (), formats)
@@ -69,8 +69,8 @@ def _cmd_scan(args: argparse.Namespace) -> int:
 
 
 def _cmd_inspect(args: argparse.Namespace) -> int:
-    from .plugins.discovery import PluginError, find_plugin
-    from .plugins.probe import probe
+    from ..plugins.discovery import PluginError, find_plugin
+    from ..plugins.probe import probe
 
     ref = find_plugin(args.name, args.format, args.path or ())
     result = probe(ref, timeout=args.timeout, curves=args.curves)
@@ -99,9 +99,9 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
 def _cmd_scaffold(args: argparse.Namespace) -> int:
     import yaml
 
-    from .plugins.discovery import PluginError, find_plugin
-    from .plugins.maps import scaffold
-    from .plugins.probe import probe
+    from ..plugins.discovery import PluginError, find_plugin
+    from ..plugins.maps import scaffold
+    from ..plugins.probe import probe
 
     ref = find_plugin(args.name, args.format, args.path or ())
     result = probe(ref, timeout=args.timeout, curves=True)

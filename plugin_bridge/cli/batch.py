@@ -5,14 +5,14 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .backends import BACKEND_NAMES
-from .mastering.targets import DEFAULT_TARGET, TARGETS, describe_targets
+from ..backends import BACKEND_NAMES
+from ..mastering.targets import DEFAULT_TARGET, TARGETS, describe_targets
 
 
 def _cmd_batch(args: argparse.Namespace) -> int:
-    from .batch import BatchOptions, run_batch
-    from .batch.jobs import JobOptions
-    from .cli import _parse_vector, load_params_file
+    from ..batch import BatchOptions, run_batch
+    from ..batch.jobs import JobOptions
+    from .main import _parse_vector, load_params_file
 
     values, vector = {}, None
     if args.params:

@@ -7,9 +7,9 @@ import json
 import math
 from pathlib import Path
 
-from .audio_io import SUBTYPES
-from .mastering.settings import MasterSettings
-from .mastering.targets import DEFAULT_TARGET, TARGETS, describe_targets
+from ..audio_io import SUBTYPES
+from ..mastering.settings import MasterSettings
+from ..mastering.targets import DEFAULT_TARGET, TARGETS, describe_targets
 
 #: Preset names, from the one target table (`plugin_bridge.mastering.targets`: imports no DSP).
 TARGET_NAMES = tuple(TARGETS)
@@ -20,7 +20,7 @@ def _fmt(v: float | None, spec: str = ".2f") -> str:
 
 
 def _cmd_master(args: argparse.Namespace) -> int:
-    from .mastering import master_file
+    from ..mastering import master_file
 
     result = master_file(
         args.input,
@@ -68,8 +68,8 @@ def _table(rows: list[tuple[str, list[str]]], names: list[str]) -> str:
 
 
 def _cmd_analyze(args: argparse.Namespace) -> int:
-    from .analysis import analyze, check_plot_path, plot_analysis, spectral_distance_db
-    from .audio_io import read_audio
+    from ..analysis import analyze, check_plot_path, plot_analysis, spectral_distance_db
+    from ..audio_io import read_audio
 
     paths = [p for p in (args.file, args.file2) if p]
     if args.plot:

@@ -1,4 +1,4 @@
-"""Sub-commands of the export work (registered by plugin_bridge.cli): ``export``, ``render-recipe``,
+"""Sub-commands of the export work (registered by plugin_bridge.cli.main): ``export``, ``render-recipe``,
 ``import-midi``. Each parses arguments, calls `plugin_bridge.export`, prints."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import argparse
 import json
 from pathlib import Path
 
-from .backends import BACKEND_NAMES
+from ..backends import BACKEND_NAMES
 
 EXPORT_CHOICES = ("json", "vstpreset", "fxp", "reaper", "dawdreamer", "midi", "all")
 
@@ -15,8 +15,8 @@ EXPORT_CHOICES = ("json", "vstpreset", "fxp", "reaper", "dawdreamer", "midi", "a
 def _load_any(path: str, model_id: str | None, backend: str | None):
     """A recipe file as is, or a session file turned into a recipe (a ``.json`` is parsed once to
     tell them apart: an object with ``format_version`` is a recipe)."""
-    from .errors import FormatError
-    from .export.recipe import load_recipe, recipe_from_session
+    from ..errors import FormatError
+    from ..export.recipe import load_recipe, recipe_from_session
 
     p = Path(path)
     if not p.is_file():
@@ -32,7 +32,7 @@ def _load_any(path: str, model_id: str | None, backend: str | None):
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from .export import export_recipe
+    from ..export import export_recipe
 
     recipe = _load_any(args.source, args.model_id, None)
     written = export_recipe(recipe, args.output_dir, args.format, stem=args.name, midi_bits=args.bits)
@@ -46,7 +46,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 def _cmd_render_recipe(args: argparse.Namespace) -> int:
-    from .pipeline import render_recipe
+    from ..pipeline import render_recipe
 
     result = render_recipe(args.recipe, args.output, backend=args.backend, input_path=args.input)
     if args.json:
@@ -57,8 +57,8 @@ def _cmd_render_recipe(args: argparse.Namespace) -> int:
 
 
 def _cmd_import_midi(args: argparse.Namespace) -> int:
-    from .export.midi_cc import midi_to_recipe
-    from .export.recipe import load_recipe
+    from ..export.midi_cc import midi_to_recipe
+    from ..export.recipe import load_recipe
 
     base = load_recipe(args.recipe) if args.recipe else args.chain
     recipe = midi_to_recipe(args.midi, base)

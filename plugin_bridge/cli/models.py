@@ -1,4 +1,4 @@
-"""Sub-commands of the models work (registered by plugin_bridge.cli): ``mix``, ``eval``, ``train``."""
+"""Sub-commands of the models work (registered by plugin_bridge.cli.main): ``mix``, ``eval``, ``train``."""
 
 from __future__ import annotations
 
@@ -6,12 +6,12 @@ import argparse
 import json
 import sys
 
-from .backends import BACKEND_NAMES
-from .mastering.targets import DEFAULT_TARGET, TARGETS, describe_targets
+from ..backends import BACKEND_NAMES
+from ..mastering.targets import DEFAULT_TARGET, TARGETS, describe_targets
 
 
 def _cmd_mix(args: argparse.Namespace) -> int:
-    from .song_mix import mix_song
+    from ..song_mix import mix_song
 
     result = mix_song(
         args.song,
@@ -42,7 +42,7 @@ def _cmd_mix(args: argparse.Namespace) -> int:
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
-    from .ml.evaluate import evaluate_folder
+    from ..ml.evaluate import evaluate_folder
 
     names = [n for n in args.models.split(",") if n]
     res = evaluate_folder(
@@ -97,7 +97,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add this module's sub-commands to the ``plugin-bridge`` parser."""
-    from .ml.inference import ALL_NAMES
+    from ..ml.inference import ALL_NAMES
 
     m = sub.add_parser("mix", help="analyse a song, predict the mix, render, master and write a report")
     m.add_argument("song")

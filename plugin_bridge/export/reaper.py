@@ -39,7 +39,6 @@ plugin-bridge's; the mix will not null against our render.
 from __future__ import annotations
 
 import base64
-import math
 import os
 import struct
 import uuid
@@ -49,20 +48,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..audio_io import inspect_audio
-from ..backends.host_process import call_in_host_process, in_host_process
 from ..effects import Effect
 from ..errors import FormatError
 from ..files import write_atomic
 from .fxp import parse_fxp
+from .mapped_plugins import MAPPED_PLUGINS, VST3_DIR, builtin_plugin_states
 from .names import unique_file_names
 from .recipe import PluginState, Recipe, session_of
-from .vstpreset import parse_vstpreset, plugin_state_from_pedalboard
+from .vstpreset import parse_vstpreset
 
 MAGIC_OPAQUE = 0xFEED5EEE
 MAGIC_PARAMS = 0xFEED5EEF
 PARAM_DUMP_MAGIC = (0xDEADBEEF, 0xDEADF00D)
 LINE = 128
-VST3_DIR = "/usr/lib/vst3"
 #: REAPER media source types by file suffix.
 SOURCE_KINDS = {
     ".wav": "WAVE",
@@ -228,115 +226,6 @@ def decode_vst_block(body: Sequence[str], vst3: bool) -> DecodedVst:
 # --------------------------------------------------------------------------------------------
 # Built-in effects onto Debian plugins
 # --------------------------------------------------------------------------------------------
-
-
-def _clamp(v: float, lo: float, hi: float) -> float:
-    return min(hi, max(lo, float(v)))
-
-
-def q_to_octaves(q: float) -> float:
-    """Peak filter bandwidth in octaves for the RBJ cookbook Q: 2/ln 2 * asinh(1 / (2 Q))."""
-    return 2.0 / math.log(2.0) * math.asinh(1.0 / (2.0 * q))
-
-
-#: built-in effect type -> (plugin file, mono?)
-MAPPED_PLUGINS = {
-    "compressor": ("ZamCompX2.vst3", False),
-    "low_shelf": ("ZamEQ2.vst3", True),
-    "high_shelf": ("ZamEQ2.vst3", True),
-    "peak": ("ZamEQ2.vst3", True),
-    "gain": ("ZamEQ2.vst3", True),
-    "limiter": ("ZaMaximX2.vst3", False),
-    "delay": ("ZamDelay.vst3", True),
-}
-
-
-def _mapped_values(effect: Effect) -> dict[str, float]:
-    p = effect.params
-    t = effect.type
-    if t == "compressor":
-        return {
-            "threshold_db": _clamp(p["threshold_db"], -80, 0),
-            "ratio": _clamp(p["ratio"], 1, 20),
-            "attack_ms": _clamp(p["attack_ms"], 0.1, 100),
-            "release_ms": _clamp(p["release_ms"], 1, 500),
-            "makeup_db": _clamp(p["makeup_db"], 0, 30),
-            "knee_db": 0.0,
-        }
-    if t in ("low_shelf", "high_shelf", "peak", "gain"):
-        flat = {"boost_cut_1_db": 0.0, "boost_cut_2_db": 0.0, "boost_cut_l_db": 0.0, "boost_cut_h_db": 0.0}
-        if t == "gain":
-            return flat | {"master_gain_db": _clamp(p["gain_db"], -12, 12)}
-        f = _clamp(p["cutoff_hz"], 20, 14000)
-        g = _clamp(p["gain_db"], -50, 20)
-        if t == "low_shelf":
-            return flat | {"boost_cut_l_db": g, "frequency_l_hz": f}
-        if t == "high_shelf":
-            return flat | {"boost_cut_h_db": g, "frequency_h_hz": f}
-        return flat | {
-            "boost_cut_1_db": g,
-            "frequency_1_hz": f,
-            "bandwidth_1": _clamp(q_to_octaves(p["q"]), 0.1, 6),
-        }
-    if t == "limiter":
-        return {
-            "output_ceiling_db": _clamp(p["ceiling_db"], -30, 0),
-            "release_ms": _clamp(p["release_ms"], 1, 100),
-            "threshold_db": 0.0,
-        }
-    if t == "delay":
-        return {
-            "time_ms": _clamp(p["delay_ms"], 1, 8000),
-            "feedback": _clamp(p["feedback"], 0, 1),
-            "dry_wet": _clamp(p["mix"], 0, 1),
-            "sync_bpm": 0.0,
-            "lpf_hz": 20000.0,
-        }
-    raise FormatError(f"effect {effect.id!r}: {t} has no mapped plugin")
-
-
-def builtin_plugin_state(effect: Effect, slot: str, plugin_dir: str = VST3_DIR) -> PluginState:
-    """The mapped Debian VST3 of a built-in effect, with its state set through pedalboard."""
-
-    if effect.type not in MAPPED_PLUGINS:
-        raise FormatError(f"effect {effect.id!r}: {effect.type} has no mapped REAPER plugin")
-    path = Path(plugin_dir) / MAPPED_PLUGINS[effect.type][0]
-    if not path.exists():
-        raise FormatError(
-            f"effect {effect.id!r}: {path} is missing (apt-get install zam-plugins to export built-ins to REAPER)"
-        )
-    import pedalboard
-
-    plugin = pedalboard.load_plugin(str(path))
-    for name, value in _mapped_values(effect).items():
-        setattr(plugin, name, value)
-    return plugin_state_from_pedalboard(plugin, path, slot)  # resets the FPU flags DPF plugins leave
-
-
-def builtin_plugin_states(
-    items: Sequence[tuple[Effect, str]], plugin_dir: str = VST3_DIR
-) -> list[PluginState]:
-    """`builtin_plugin_state` of each ``(effect, slot)``, with the plugins loaded in one child process
-    (`plugin_bridge.backends.host_process`): a plugin that crashes cannot end this process, and what
-    the plugins print on unloading (DPF's "asked to delete component") stays out of the user's stderr."""
-    if not items:
-        return []
-    if in_host_process():
-        return [builtin_plugin_state(e, slot, plugin_dir) for e, slot in items]
-    for e, _ in items:  # a missing plugin is a one-line error before any child starts
-        if e.type not in MAPPED_PLUGINS:
-            raise FormatError(f"effect {e.id!r}: {e.type} has no mapped REAPER plugin")
-        path = Path(plugin_dir) / MAPPED_PLUGINS[e.type][0]
-        if not path.exists():
-            raise FormatError(
-                f"effect {e.id!r}: {path} is missing (apt-get install zam-plugins to export built-ins to REAPER)"
-            )
-    return call_in_host_process(
-        f"{__name__}:builtin_plugin_states",
-        list(items),
-        plugin_dir,
-        what="reading the mapped plugins' states for the REAPER export",
-    )
 
 
 @dataclass

@@ -81,9 +81,9 @@ def _mapped_values(effect: Effect) -> dict[str, float]:
     raise FormatError(f"effect {effect.id!r}: {t} has no mapped plugin")
 
 
-def builtin_plugin_state(effect: Effect, slot: str, plugin_dir: str = VST3_DIR) -> PluginState:
-    """The mapped Debian VST3 of a built-in effect, with its state set through pedalboard."""
-
+def mapped_plugin_path(effect: Effect, plugin_dir: str = VST3_DIR) -> Path:
+    """The installed VST3 bundle a built-in effect maps to; a one-line `FormatError` when there is
+    none or it is not installed."""
     if effect.type not in MAPPED_PLUGINS:
         raise FormatError(f"effect {effect.id!r}: {effect.type} has no mapped REAPER plugin")
     path = Path(plugin_dir) / MAPPED_PLUGINS[effect.type][0]
@@ -91,7 +91,14 @@ def builtin_plugin_state(effect: Effect, slot: str, plugin_dir: str = VST3_DIR) 
         raise FormatError(
             f"effect {effect.id!r}: {path} is missing (apt-get install zam-plugins to export built-ins to REAPER)"
         )
-    import pedalboard
+    return path
+
+
+def builtin_plugin_state(effect: Effect, slot: str, plugin_dir: str = VST3_DIR) -> PluginState:
+    """The mapped Debian VST3 of a built-in effect, with its state set through pedalboard (load it
+    in a child process: `builtin_plugin_states`)."""
+    path = mapped_plugin_path(effect, plugin_dir)
+    import pedalboard  # optional: exports without plugins need no plugin host
 
     plugin = pedalboard.load_plugin(str(path))
     for name, value in _mapped_values(effect).items():
@@ -110,13 +117,7 @@ def builtin_plugin_states(
     if in_host_process():
         return [builtin_plugin_state(e, slot, plugin_dir) for e, slot in items]
     for e, _ in items:  # a missing plugin is a one-line error before any child starts
-        if e.type not in MAPPED_PLUGINS:
-            raise FormatError(f"effect {e.id!r}: {e.type} has no mapped REAPER plugin")
-        path = Path(plugin_dir) / MAPPED_PLUGINS[e.type][0]
-        if not path.exists():
-            raise FormatError(
-                f"effect {e.id!r}: {path} is missing (apt-get install zam-plugins to export built-ins to REAPER)"
-            )
+        mapped_plugin_path(e, plugin_dir)
     return call_in_host_process(
         f"{__name__}:builtin_plugin_states",
         list(items),

@@ -1,17 +1,8 @@
-"""Steinberg .vstpreset files (VST3) and JUCE state blobs.
+"""Steinberg .vstpreset files (VST3): read, write, and capture from live plugins.
 
-.vstpreset layout (little-endian)::
-
-    'VST3'  int32 version (1)  char[32] processor class ID (ASCII hex)  int64 offset of the chunk list
-    chunk payloads ...
-    'List'  int32 count  then per chunk: char[4] id ('Comp' component state, 'Cont' controller
-            state, 'Info' XML metadata), int64 offset (from the file start), int64 size
-
-pedalboard's ``VST3Plugin.preset_data`` is exactly such a file; DawDreamer's ``save_state`` writes
-JUCE's own state blob instead (``'VC2!'``, uint32 length, XML ``<VST3PluginState>`` with the
-``IComponent``/``IEditController`` streams in JUCE's base64 variant), which `decode_juce_state`
-turns into the same Comp/Cont chunks. Both hosts load a .vstpreset back: pedalboard with
-``load_preset(path)``, DawDreamer with ``load_vst3_preset(path)`` (no editor window, safe headless).
+The byte layouts (.vstpreset chunks, JUCE state blobs) are in `plugin_bridge.plugins.vst3_state`
+and re-exported here; both hosts load a .vstpreset back: pedalboard with ``load_preset(path)``,
+DawDreamer with ``load_vst3_preset(path)`` (no editor window, safe headless).
 """
 
 from __future__ import annotations

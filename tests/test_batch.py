@@ -12,6 +12,8 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -218,15 +220,30 @@ def test_ledger_is_never_visible_without_its_table(tmp_path):
 
 
 @pytest.mark.slow
-def test_dask_local_cluster_gives_the_same_outputs(tmp_path):
+@pytest.mark.parametrize("model", [None, "ensemble"])
+def test_dask_local_cluster_gives_the_same_outputs(tmp_path, model):
+    """Identical files from both engines, with the AI model too: Dask's workers run numpy with one
+    thread, local workers do not, and the features pin their BLAS product to one thread."""
     pytest.importorskip("distributed")
+    if model and not (Path(__file__).resolve().parents[1] / "models" / "ensemble.json").is_file():
+        pytest.skip("no shipped models")
     src = _catalog(tmp_path / "in", n=3, seconds=3.0)
-    a = run_batch(_opts(src, tmp_path / "local", workers=2))
-    b = run_batch(_opts(src, tmp_path / "dask", workers=2, engine="dask"))
+
+    def opts(out, **kw):
+        o = _opts(src, out, workers=2, **kw)
+        if model:
+            o = replace(o, job=replace(o.job, job="mix", model=model, vector=None))
+        return o
+
+    a = run_batch(opts(tmp_path / "local"))
+    b = run_batch(opts(tmp_path / "dask", engine="dask"))
     assert a.done == b.done == 3
     for wav in (tmp_path / "local").rglob("mix.wav"):
         other = tmp_path / "dask" / wav.relative_to(tmp_path / "local")
         np.testing.assert_array_equal(sf.read(wav)[0], sf.read(other)[0])
+    if model:
+        rows = json.loads((tmp_path / "local" / "report.json").read_text())
+        assert all(r["model"] == model for r in rows)
 
 
 def test_html_report_renders_in_headless_chromium(tmp_path):

@@ -22,6 +22,7 @@ from functools import lru_cache
 
 import numpy as np
 from scipy.signal import resample_poly
+from threadpoolctl import threadpool_limits
 
 FEATURE_SR = 44100
 CLIP_S = 3.0
@@ -124,7 +125,10 @@ def clip_features(clip: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     side = 0.5 * (x[0] - x[1])
     pm, ps = power_spectrogram(mid), power_spectrogram(side)
     mel = mel_matrix()
-    mel_m, mel_s = mel @ pm * POWER_SCALE, mel @ ps * POWER_SCALE
+    # one BLAS thread: the product's rounding must not depend on how many threads numpy may use
+    # (Dask workers run single-threaded, local workers do not; the mixes must be the same files)
+    with threadpool_limits(limits=1, user_api="blas"):
+        mel_m, mel_s = mel @ pm * POWER_SCALE, mel @ ps * POWER_SCALE
     logmel = np.stack([_db(mel_m), _db(mel_s)]).clip(FLOOR_DB, None)
     ms_mid = float(np.mean(mid.astype(np.float64) ** 2))
     ms_side = float(np.mean(side.astype(np.float64) ** 2))

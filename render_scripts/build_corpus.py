@@ -45,9 +45,9 @@ from plugin_bridge.audio_io import read_audio
 from plugin_bridge.graph import track_pan_gains
 from plugin_bridge.ml.corpus import assign_splits
 from plugin_bridge.ml.features import FEATURE_SR, to_feature_rate
-from plugin_bridge.multitrack import MIX_DEFAULTS, _loudness, render_parts
 from plugin_bridge.songgen.compose import compose_song
 from plugin_bridge.songgen.fluid import render_fluidsynth
+from plugin_bridge.songgen.multitrack import MIX_DEFAULTS, _loudness, render_parts
 
 ASC_DIR = Path("/usr/share/games/asc/music")
 FB_FILE = Path("/usr/share/games/frozen-bubble/snd/frozen-mainzik-2p.xm")

@@ -19,10 +19,12 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from plugin_bridge import multitrack
 from plugin_bridge.audio_io import read_audio
 from plugin_bridge.errors import BackendError, ParameterError
-from plugin_bridge.multitrack import (
+from plugin_bridge.songgen import PART_ROLES, multitrack, note_events, split_parts
+from plugin_bridge.songgen.compose import TAIL_S, plan_song
+from plugin_bridge.songgen.fluid import find_soundfont
+from plugin_bridge.songgen.multitrack import (
     StemSet,
     compose_song,
     make_multitrack,
@@ -30,9 +32,6 @@ from plugin_bridge.multitrack import (
     resolve_synth,
     stem_sum_check,
 )
-from plugin_bridge.songgen import PART_ROLES, note_events, split_parts
-from plugin_bridge.songgen.compose import TAIL_S, plan_song
-from plugin_bridge.songgen.fluid import find_soundfont
 
 SR = 44100
 SECONDS = 8.0

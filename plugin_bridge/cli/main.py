@@ -189,8 +189,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from ..audio_io import write_audio
     from ..demo import demo_song
     from ..graph import render_session
-    from ..multitrack import make_multitrack
     from ..render import render_file
+    from ..songgen.multitrack import make_multitrack
 
     out = Path(args.output_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -5,7 +5,7 @@
 - `voices`: the built-in numpy synth (GM drum kit and one voice per GM program family).
 - `fluid`: the fluidsynth command line, dry (reverb and chorus off), in a subprocess.
 
-The public entry points are in `plugin_bridge.multitrack`.
+The public entry points are in `plugin_bridge.songgen.multitrack`.
 """
 
 from .compose import PART_ROLES, compose_song

@@ -31,13 +31,13 @@ import numpy as np
 import pyloudnorm
 import yaml
 
-from .audio_io import read_audio, write_audio
-from .errors import AudioError, BackendError, ParameterError
-from .files import replacing
-from .songgen.compose import TAIL_S, compose_song
-from .songgen.fluid import find_soundfont, fluidsynth_path, isolation_plan, render_fluidsynth
-from .songgen.parts import channels_of, note_events, remap_channels, split_parts
-from .songgen.voices import render_notes
+from ..audio_io import read_audio, write_audio
+from ..errors import AudioError, BackendError, ParameterError
+from ..files import replacing
+from .compose import TAIL_S, compose_song
+from .fluid import find_soundfont, fluidsynth_path, isolation_plan, render_fluidsynth
+from .parts import channels_of, note_events, remap_channels, split_parts
+from .voices import render_notes
 
 __all__ = [
     "MIX_DEFAULTS",

@@ -52,6 +52,14 @@ class ClipGuard:
         self.clipped = 0
         self.samples = 0
 
+    @classmethod
+    def for_output(cls, path: str | os.PathLike, subtype: str | None, float_headroom: bool) -> ClipGuard:
+        """The guard of a render written to ``path`` in ``subtype``; float headroom (samples beyond
+        0 dBFS kept) needs a 32-bit float WAV, else `ParameterError` before any work."""
+        if float_headroom and (Path(path).suffix.lower() != ".wav" or subtype not in (None, "FLOAT")):
+            raise ParameterError(f"{path}: float headroom needs a 32-bit float .wav output")
+        return cls(enabled=not float_headroom)
+
     def __call__(self, block: np.ndarray) -> np.ndarray:
         """``block`` with samples beyond +-1.0 clipped (when enabled); counts what it did."""
         self.samples += block.size
@@ -297,8 +305,7 @@ def render_file(
     The chain ends in an anti-clipping stage (`ClipGuard`): samples beyond 0 dBFS are clipped, with a
     warning saying by how much, unless ``float_headroom`` keeps them (32-bit float WAV only).
     """
-    if float_headroom and (Path(output_path).suffix.lower() != ".wav" or subtype not in (None, "FLOAT")):
-        raise ParameterError(f"{output_path}: float headroom needs a 32-bit float .wav output")
+    guard = ClipGuard.for_output(output_path, subtype, float_headroom)
     info = inspect_audio(input_path, downmix)
     out = check_output_path(output_path, (input_path,))
     effects = resolve_effects(chain, values, vector)
@@ -308,7 +315,6 @@ def render_file(
     extra = chain_tail_frames(effects, info.sample_rate) if tail else 0
     bar = _progress_bar(info.frames + extra + proc.latency, progress, info.duration)
     start = time.perf_counter()
-    guard = ClipGuard(enabled=not float_headroom)
     try:
         with AtomicAudioWriter(out, info.sample_rate, proc.out_channels, subtype) as writer:
             blocks = iter_blocks(input_path, block_size, downmix)

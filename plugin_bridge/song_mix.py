@@ -139,9 +139,7 @@ def mix_song(
     ``downmix`` folds a file of more than two channels to stereo first; ``max_limiting_db`` caps the
     master's peak limiting (default 6 dB; a target that needs more is not reached, with a warning).
     ``model="all"`` writes one mix per model (A/B) and returns ``{model: MixResult}``."""
-    settings = (
-        MasterSettings() if max_limiting_db is None else MasterSettings(max_limiting_db=max_limiting_db)
-    )
+    settings = MasterSettings.limited_to(max_limiting_db)
     names = list(ALL_NAMES) if model == "all" else [model]
     for m in names:
         load_model(m)  # an unknown or missing model is an error before any work

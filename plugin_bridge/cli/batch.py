@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from ..backends import BACKEND_NAMES
-from ..mastering.targets import DEFAULT_TARGET, TARGETS, describe_targets
+from .mastering import add_target
 
 
 def _cmd_batch(args: argparse.Namespace) -> int:
@@ -71,12 +71,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--chain", default="default", help="chain for songs (default: default)")
     b.add_argument("--params", help="JSON of real values or {'vector': [...]} for the chain")
     b.add_argument("--vector", help="normalized vector for the chain")
-    b.add_argument(
-        "--target",
-        default=DEFAULT_TARGET,
-        choices=tuple(TARGETS),
-        help=f"loudness preset: {describe_targets()}",
-    )
+    add_target(b)
     b.add_argument(
         "--downmix", action="store_true", help="fold songs with more than 2 channels (5.1) to stereo"
     )

@@ -8,7 +8,7 @@ import math
 from pathlib import Path
 
 from ..audio_io import SUBTYPES
-from ..mastering.settings import MasterSettings
+from ..mastering.settings import MAX_LIMITING_CAP_DB, MasterSettings
 from ..mastering.targets import DEFAULT_TARGET, TARGETS, describe_targets
 
 #: Preset names, from the one target table (`plugin_bridge.mastering.targets`: imports no DSP).
@@ -31,7 +31,7 @@ def _cmd_master(args: argparse.Namespace) -> int:
         ceiling_dbtp=args.ceiling,
         subtype=SUBTYPES[args.bit_depth] if args.bit_depth else None,
         downmix=args.downmix,
-        settings=MasterSettings(max_limiting_db=args.max_limiting),
+        settings=MasterSettings.limited_to(args.max_limiting),
     )
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))
@@ -121,6 +121,27 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_max_limiting(parser: argparse.ArgumentParser) -> None:
+    """The ``--max-limiting DB`` option (None: the default cap of `MasterSettings`)."""
+    parser.add_argument(
+        "--max-limiting",
+        type=float,
+        metavar="DB",
+        help=f"most peak limiting allowed to reach the target (default: {MasterSettings().max_limiting_db:g} dB; "
+        f"0..{MAX_LIMITING_CAP_DB:g})",
+    )
+
+
+def add_target(parser: argparse.ArgumentParser) -> None:
+    """The ``--target`` option of a job that masters (a preset of the one target table)."""
+    parser.add_argument(
+        "--target",
+        default=DEFAULT_TARGET,
+        choices=tuple(TARGETS),
+        help=f"loudness preset: {describe_targets()}",
+    )
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     """Add this module's sub-commands to the ``plugin-bridge`` parser."""
     m = sub.add_parser(
@@ -141,13 +162,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--ceiling", type=float, help="true-peak ceiling (dBTP; default: the target's, -1 if custom)"
     )
     m.add_argument("--reference", help="reference track whose spectrum, width (and loudness) to match")
-    m.add_argument(
-        "--max-limiting",
-        type=float,
-        default=MasterSettings().max_limiting_db,
-        metavar="DB",
-        help="most peak limiting allowed to reach the target (default: %(default)g dB; 0..20)",
-    )
+    add_max_limiting(m)
     m.add_argument(
         "--bit-depth", choices=tuple(SUBTYPES), help="output sample format (default: wav 32f, flac 24)"
     )

@@ -7,7 +7,7 @@ import json
 import sys
 
 from ..backends import BACKEND_NAMES
-from ..mastering.targets import DEFAULT_TARGET, TARGETS, describe_targets
+from .mastering import add_max_limiting, add_target
 
 
 def _cmd_mix(args: argparse.Namespace) -> int:
@@ -104,22 +104,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     m.add_argument("-o", "--output-dir", required=True)
     m.add_argument("--model", default="ensemble", choices=[*ALL_NAMES, "all"])
     m.add_argument("--backend", default="auto", choices=["auto", *BACKEND_NAMES])
-    m.add_argument(
-        "--target",
-        default=DEFAULT_TARGET,
-        choices=tuple(TARGETS),
-        help=f"loudness preset: {describe_targets()}",
-    )
+    add_target(m)
     m.add_argument(
         "--downmix", action="store_true", help="fold a song with more than 2 channels (5.1) to stereo"
     )
-    m.add_argument(
-        "--max-limiting",
-        type=float,
-        default=None,
-        metavar="DB",
-        help="most peak limiting the master may use to reach the target (default: 6 dB; 0..20)",
-    )
+    add_max_limiting(m)
     m.add_argument("--json", action="store_true")
     m.set_defaults(func=_cmd_mix)
 

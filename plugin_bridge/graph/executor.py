@@ -253,8 +253,7 @@ def render_session(
     ``plugin_states`` (``{node name: {effect id: state}}``) are restored into hosted plugins.
     The mix ends in the anti-clipping stage (`plugin_bridge.render.ClipGuard`) unless
     ``float_headroom`` keeps samples beyond 0 dBFS (32-bit float WAV)."""
-    if float_headroom and (Path(output).suffix.lower() != ".wav" or subtype not in (None, "FLOAT")):
-        raise SessionError(f"{output}: float headroom needs a 32-bit float .wav output")
+    guard = ClipGuard.for_output(output, subtype, float_headroom)
     s = session if isinstance(session, Session) else load_session(session)
     out = check_output_path(output, tuple(t.file for t in s.tracks))
     stem_dir = Path(stems_out) if stems_out else None
@@ -273,7 +272,6 @@ def render_session(
             path = check_output_path(stem_dir / f"{_safe_name(t)}.wav", tuple(x.file for x in s.tracks))
             writers[t] = AtomicAudioWriter(path, graph.sample_rate, 2, subtype)
     mix_writer = AtomicAudioWriter(out, graph.sample_rate, 2, subtype)
-    guard = ClipGuard(enabled=not float_headroom)
     opened = []
     try:
         for w in (mix_writer, *writers.values()):

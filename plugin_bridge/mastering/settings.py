@@ -34,6 +34,11 @@ class MasterSettings:
     dc_threshold: float = 1e-3
     clip_run: int = 4
 
+    @classmethod
+    def limited_to(cls, max_limiting_db: float | None) -> MasterSettings:
+        """Default settings, with the limiting cap ``max_limiting_db`` (dB) when given."""
+        return cls() if max_limiting_db is None else cls(max_limiting_db=max_limiting_db)
+
     def __post_init__(self) -> None:
         if not 0.0 <= self.max_limiting_db <= MAX_LIMITING_CAP_DB:
             raise ParameterError(

@@ -86,7 +86,7 @@ EFFECT_PARAMS: dict[str, tuple[ParamSpec, ...]] = {
         _p("feedback", "", 0.0, 0.95, 0.3, desc="feedback amount"),
         _p("mix", "", 0.0, 1.0, 0.0, desc="dry/wet mix (0 = dry only, 1 = wet only)"),
     ),
-    "width": (_p("width", "ratio", 0.0, 2.0, 1.0, desc="side gain: 0 mono, 1 unchanged, 2 wide"),),
+    "width": (_p("width", "ratio", 0.0, 4.0, 1.0, desc="side gain: 0 mono, 1 unchanged, 2 twice as wide"),),
     "pan": (_p("pan", "", -1.0, 1.0, 0.0, desc="-1 left, 0 centre, +1 right (constant power)"),),
 }
 

@@ -31,8 +31,7 @@ from .export.recipe import PluginState, Recipe, load_recipe, master_entry, recip
 from .graph import render_session, render_session_array
 from .loudness import integrated_loudness
 from .mastering import LoudnessTarget, MasterResult, MasterSettings, master_array
-from .ml.features import song_features
-from .ml.inference import load_model, predict_features
+from .ml.assistant import Proposal, propose
 from .render import render_array, render_file
 
 #: Renders keep effect tails (reverb, delay) in every front end.
@@ -60,23 +59,29 @@ def load_song(
 @dataclass(frozen=True)
 class Choice:
     """The chain and its parameters for one song: real ``values`` (what renders), the normalized
-    ``vector`` and the ``model`` that chose them (None for given values)."""
+    ``vector``, the ``model`` that chose them (None for given values) and, for a model's choice,
+    the assistant's ``proposal`` (each move with its confidence, the compressor rule's reasons)."""
 
     chain: str
     values: dict[str, float]
     vector: list[float]
     model: str | None = None
+    proposal: Proposal | None = None
 
     def to_dict(self) -> dict:
         """JSON-ready form."""
-        return {"chain": self.chain, "model": self.model, "vector": self.vector, "values": self.values}
+        out = {"chain": self.chain, "model": self.model, "vector": self.vector, "values": self.values}
+        if self.proposal is not None:
+            out["decisions"] = self.proposal.to_dict()
+        return out
 
 
-def predict_vector(audio: np.ndarray, sample_rate: int, model: str = "ensemble") -> np.ndarray:
-    """Analyse and predict stages: the normalized default-chain vector ``model`` proposes for audio
-    (``(channels, n)`` float32 at ``sample_rate`` Hz)."""
-    mel, glob = song_features(audio, sample_rate)
-    return predict_features(load_model(model), mel, glob)
+def predict_vector(
+    audio: np.ndarray, sample_rate: int, model: str = "ensemble", intensity: float = 1.0
+) -> np.ndarray:
+    """Analyse and predict stages: the normalized default-chain vector the assistant proposes with
+    ``model`` at ``intensity`` (0..1) for audio (``(channels, n)`` float32 at ``sample_rate`` Hz)."""
+    return default_space().to_vector(propose(audio, sample_rate, model, intensity).values)
 
 
 def choose(
@@ -86,12 +91,16 @@ def choose(
     chain: str = DEFAULT_CHAIN,
     values: Mapping[str, float] | None = None,
     vector: Sequence[float] | None = None,
+    intensity: float = 1.0,
 ) -> Choice:
-    """The parameters for a song: predicted by ``model`` (on the default chain), or ``chain`` with
-    ``vector`` or ``values`` (unset parameters at their defaults)."""
+    """The parameters for a song: proposed by the assistant with ``model`` at ``intensity`` (0..1,
+    0 = mastering only; on the default chain), or ``chain`` with ``vector`` or ``values`` (unset
+    parameters at their defaults)."""
     if model is not None:
-        vec = predict_vector(audio, sample_rate, model)
-        return Choice(DEFAULT_CHAIN, default_space().to_values(vec), [float(v) for v in vec], model)
+        prop = propose(audio, sample_rate, model, intensity)
+        space = default_space()
+        vec = space.to_vector(prop.values)
+        return Choice(DEFAULT_CHAIN, space.to_values(vec), [float(v) for v in vec], model, prop)
     space = load_chain(chain).space
     vals = space.to_values(vector) if vector is not None else {**space.defaults(), **dict(values or {})}
     return Choice(str(chain), vals, [float(v) for v in space.to_vector(vals)], None)

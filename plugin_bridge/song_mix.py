@@ -21,7 +21,7 @@ import numpy as np
 from .chain import DEFAULT_CHAIN, default_space
 from .files import write_atomic
 from .mastering.settings import MasterSettings
-from .ml.inference import ALL_NAMES, load_model
+from .ml.inference import ALL_NAMES, check_intensity, load_model
 from .pipeline import choose, load_song, lufs, predict_vector, run_mix
 from .render import render_array
 
@@ -45,6 +45,7 @@ class MixResult:
     seconds: dict[str, float] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     presets: list[str] = field(default_factory=list)
+    decisions: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         """JSON-ready summary."""
@@ -67,16 +68,21 @@ class MixResult:
             "presets": self.presets,
             "seconds": {k: round(v, 3) for k, v in self.seconds.items()},
             "warnings": self.warnings,
+            "decisions": self.decisions,
         }
 
 
 def predict_mixing_parameters(
-    song: str | os.PathLike | np.ndarray, sample_rate: int | None = None, model: str = "ensemble"
+    song: str | os.PathLike | np.ndarray,
+    sample_rate: int | None = None,
+    model: str = "ensemble",
+    intensity: float = 1.0,
 ) -> dict[str, float]:
     """Seed API: the mix parameters (real units, ``{"comp.ratio": 1.0, "low.gain_db": -1.5, ...}``)
-    a model proposes for ``song`` (a path, or a ``(channels, samples)`` array with ``sample_rate`` Hz)."""
+    a model proposes for ``song`` (a path, or a ``(channels, samples)`` array with ``sample_rate`` Hz)
+    at ``intensity`` (0..1: how far every corrective move goes; 0 = mastering only)."""
     audio, sr = load_song(song, sample_rate)
-    return default_space().to_values(predict_vector(audio, sr, model))
+    return default_space().to_values(predict_vector(audio, sr, model, intensity))
 
 
 def apply_mixing_parameters(
@@ -95,11 +101,29 @@ def apply_mixing_parameters(
     )
 
 
-def _report_text(song: str, r: MixResult, space_names: Sequence[str], labelled: Sequence[str]) -> str:
+def _set_by(name: str, decisions: Mapping) -> str:
+    """Who set a parameter, for the report: a model move (with its confidence), a measurement or a rule."""
+    for mv in decisions.get("moves", []):
+        if mv["parameter"] == name:
+            return (
+                f"model: proposed {mv['proposed_db']:+.1f} dB +- {mv['uncertainty_db']:.1f}, "
+                f"confidence {100 * mv['confidence']:.0f} %"
+            )
+    if name == "input.gain_db":
+        return "measured: brings the song to -18 LUFS before the compressor"
+    if name.startswith("comp.") and decisions.get("compressor"):
+        return "rule: the compressor rule (below)"
+    if name.startswith(("reverb.", "delay.")):
+        return "off unless asked for"
+    return "rule"
+
+
+def _report_text(song: str, r: MixResult, space_names: Sequence[str]) -> str:
     lines = [
         f"# Mix report: {song}",
         "",
-        f"- model: {r.model}; backend: {r.backend}; target: {r.target}",
+        f"- model: {r.model}; intensity {r.decisions.get('intensity', 1.0):g}; backend: {r.backend}; "
+        f"target: {r.target}",
         f"- loudness: input {r.input_lufs:.1f} LUFS -> after the chain {r.mixed_lufs:.1f} LUFS -> master "
         f"{r.output_lufs:.1f} LUFS, true peak {r.output_true_peak_dbtp:.1f} dBTP",
         f"- time: {sum(r.seconds.values()):.2f} s ("
@@ -110,8 +134,12 @@ def _report_text(song: str, r: MixResult, space_names: Sequence[str], labelled: 
         "|---|---|---|",
     ]
     for n in space_names:
-        lines.append(f"| {n} | {r.values[n]:.3g} | {'model' if n in labelled else 'rule'} |")
-    lines += [""] + [f"- warning: {w}" for w in r.warnings]
+        lines.append(f"| {n} | {r.values[n]:.3g} | {_set_by(n, r.decisions)} |")
+    lines.append("")
+    if r.decisions.get("compressor"):
+        lines.append(f"- compressor: {r.decisions['compressor']['reason']}")
+    lines += [f"- note: {n}" for n in r.decisions.get("notes", [])]
+    lines += [f"- warning: {w}" for w in r.warnings]
     if r.files.get("presets"):
         lines.append(
             f"DAW presets in {Path(r.files['presets']).name}/: {', '.join(r.presets) or 'none'} "
@@ -130,6 +158,7 @@ def mix_song(
     name: str | None = None,
     downmix: bool = False,
     max_limiting_db: float | None = None,
+    intensity: float = 1.0,
 ) -> MixResult | dict[str, MixResult]:
     """Analyse ``song``, predict with ``model`` (``ensemble``, ``cnn``, ``cnn_large``, ``ast`` or ``all``),
     render through the default chain on ``backend``, master to ``target`` (None: the default target)
@@ -138,8 +167,10 @@ def mix_song(
     applies) and ``report[_MODEL].md`` / ``.json``; every file is written atomically.
     ``downmix`` folds a file of more than two channels to stereo first; ``max_limiting_db`` caps the
     master's peak limiting (default 6 dB; a target that needs more is not reached, with a warning).
+    ``intensity`` (0..1) scales every corrective move and the compression (0 = mastering only).
     ``model="all"`` writes one mix per model (A/B) and returns ``{model: MixResult}``."""
     settings = MasterSettings.limited_to(max_limiting_db)
+    intensity = check_intensity(intensity)
     names = list(ALL_NAMES) if model == "all" else [model]
     for m in names:
         load_model(m)  # an unknown or missing model is an error before any work
@@ -154,7 +185,7 @@ def mix_song(
     results: dict[str, MixResult] = {}
     for m in names:
         t = time.perf_counter()
-        choice = choose(audio, sr, model=m)
+        choice = choose(audio, sr, model=m, intensity=intensity)
         t_choose = time.perf_counter() - t
         suffix = "" if model != "all" else f"_{m}"
         done = run_mix(
@@ -185,6 +216,7 @@ def mix_song(
             backend=done.backend,
             warnings=list(done.master.warnings),
             presets=[f for f in done.exports if f != "notes"],
+            decisions=choice.proposal.to_dict() if choice.proposal is not None else {},
         )
         res.seconds = {"read": t_read, "analyse+predict": t_choose, **done.seconds}
         rep_md, rep_json = out / f"report{suffix}.md", out / f"report{suffix}.json"
@@ -194,7 +226,7 @@ def mix_song(
             "report": str(rep_md),
             "report_json": str(rep_json),
         }
-        write_atomic(rep_md, _report_text(label, res, default_space().names, load_model(m).labelled))
+        write_atomic(rep_md, _report_text(label, res, default_space().names))
         write_atomic(rep_json, json.dumps(res.to_dict(), indent=1))
         results[m] = res
     return results if model == "all" else results[model]

@@ -1,15 +1,19 @@
 #!/usr/bin/env python3
-"""Rebuild the shipped models from a corpus: datasets, training, ONNX export, ensemble, test table, cards.
+"""Rebuild the shipped models from a corpus: clip banks, training, ONNX export, confidence, ensemble, cards.
 
 Usage::
 
-    python render_scripts/build_corpus.py /tmp/corpus          # songs + manifest (split by song)
-    python render_scripts/train_models.py /tmp/corpus -o models [--n-train 16000] [--seed 0]
-        [--protocol natural|house]
+    python render_scripts/build_corpus.py /work/corpus            # songs + manifest (split by song)
+    python render_scripts/train_models.py /work/corpus -o models [--models cnn,ast] [--seed 0]
+    python render_scripts/train_models.py /work/corpus -o models --finish   # ensemble, shrink, tables, cards
 
 Writes ``OUT/{cnn,cnn_large,ast}.onnx`` with cards ``NAME.json`` / ``NAME.md``, ``ensemble.json`` /
-``ensemble.md`` and ``results.json`` (the held-out test-split table). Needs the ``torch`` extra and
-``onnx``. ``--tiny`` trains a seconds-long configuration (the test suite's smoke test).
+``ensemble.md`` and ``results.json`` (the validation and test-split tables). Training one model per
+process (``--models cnn``) lets two run side by side; ``--finish`` then fits the ensemble weights,
+each model's confidence threshold (``shrink``) and writes the tables and cards. If
+``bench/results/blind.json`` exists (``bench/bench_blind.py``), its figures go into the cards too.
+Needs the ``torch`` extra and ``onnx``. ``--tiny`` trains a seconds-long configuration (the test
+suite's smoke test).
 """
 
 from __future__ import annotations
@@ -26,340 +30,337 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")  # numpy/scipy per worker: threads
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import numpy as np  # noqa: E402
 
-from plugin_bridge import __version__
-from plugin_bridge.audio_io import read_audio
-from plugin_bridge.chain import load_chain
-from plugin_bridge.ml.corpus import (
-    HOUSE_FILE,
-    LABELLED,
-    ROBUST_SHARE,
-    RULE_VALUES,
-    THETA_RANGES,
-    estimate_house,
-    load_house,
-    load_manifest,
-    make_dataset,
+from plugin_bridge import __version__  # noqa: E402
+from plugin_bridge.chain import default_space  # noqa: E402
+from plugin_bridge.files import write_atomic  # noqa: E402
+from plugin_bridge.ml.corpus import TIER_SHARES, clip_bank, fixed_damages, load_manifest  # noqa: E402
+from plugin_bridge.ml.degrade import TIERS  # noqa: E402
+from plugin_bridge.ml.eqresponse import eq_names  # noqa: E402
+from plugin_bridge.ml.export import check_export, export_onnx  # noqa: E402
+from plugin_bridge.ml.features import N_BANDS, N_FRAMES, N_GLOBAL, features_from_bands, song_features  # noqa: E402
+from plugin_bridge.ml.inference import MODEL_NAMES, confident_moves, load_model  # noqa: E402
+from plugin_bridge.ml.train import (  # noqa: E402
+    WIDTH_WEIGHT,
+    TrainConfig,
+    audio_losses,
+    damaged_set,
+    fit_ensemble_weights,
+    train_model,
 )
-from plugin_bridge.ml.evaluate import evaluate_examples, make_examples
-from plugin_bridge.ml.export import check_export, export_onnx
-from plugin_bridge.ml.features import N_GLOBAL, song_features, to_feature_rate
-from plugin_bridge.ml.inference import MODEL_NAMES, load_model
-from plugin_bridge.ml.train import TrainConfig, fit_ensemble_weights, train_model
 
 CONFIGS = {
-    "cnn": TrainConfig("cnn", epochs=14, lr=2e-3, max_seconds=720),
-    "cnn_large": TrainConfig("cnn_large", epochs=9, lr=1.5e-3, max_seconds=900),
-    "ast": TrainConfig("ast", epochs=12, lr=1e-3, max_seconds=780),
+    "cnn": TrainConfig("cnn", steps=6000, batch_size=128, lr=2e-3, max_seconds=1500, eval_every=500),
+    "cnn_large": TrainConfig("cnn_large", steps=5000, batch_size=128, lr=1.5e-3, max_seconds=1800, eval_every=500),
+    "ast": TrainConfig("ast", steps=6000, batch_size=128, lr=1e-3, max_seconds=1500, eval_every=500),
 }
 TINY = {
-    "cnn": TrainConfig("cnn", epochs=1, batch_size=16, kwargs={"width": 4}),
-    "cnn_large": TrainConfig("cnn_large", epochs=1, batch_size=16, kwargs={"width": 4}),
-    "ast": TrainConfig("ast", epochs=1, batch_size=16, kwargs={"dim": 16, "depth": 1, "heads": 2}),
+    "cnn": TrainConfig("cnn", steps=4, batch_size=8, eval_every=2, kwargs={"width": 4}),
+    "cnn_large": TrainConfig("cnn_large", steps=4, batch_size=8, eval_every=2, kwargs={"width": 4}),
+    "ast": TrainConfig("ast", steps=4, batch_size=8, eval_every=2, kwargs={"dim": 16, "depth": 1, "heads": 2}),
 }
-PROTOCOLS = {
-    "natural": (
-        "Reference clips (3 s) of the training songs as they are (level set to -20 dBFS mid RMS), mis-mixed by the "
-        f"exact inverse of the chain for a random corrective theta over {len(LABELLED)} labelled parameters (label = "
-        f"theta); {int(100 * ROBUST_SHARE)} % of examples instead degraded by random shelf/peak EQs (other corners and "
-        "Qs), width and level, labelled by the chain values that bring them back to their own reference (least-squares "
-        "EQ fit to the reference's long-term spectrum, exact width and level). The model cannot see a song's own "
-        "balance, so it learns the correction that is best on average over songs. Other parameters by rule. See "
-        "models/README.md."
-    ),
-    "house": (
-        "Reference clips (3 s) balanced to the house balance (house_balance.json: the training songs' median "
-        "long-term spectrum, side/mid ratio, mid RMS -20 dBFS) with the chain's own EQ, then mis-mixed by the exact "
-        f"inverse of the chain for a random corrective theta over {len(LABELLED)} labelled parameters (label = theta); "
-        f"{int(100 * ROBUST_SHARE)} % of examples instead degraded by random shelf/peak EQs (other corners and Qs), "
-        "width and level, labelled by the chain values that bring them back to the house balance. Other parameters "
-        "by rule. See models/README.md."
-    ),
+#: Confidence thresholds tried (multiples of the predicted uncertainty a move is cut by).
+SHRINK_GRID = tuple(round(0.25 * i, 2) for i in range(13))
+#: On validation, no matters-of-taste clip may get worse by more than this (dB, band balance).
+TASTE_MARGIN_DB = 0.3
+RULE_VALUES = {
+    "reverb.room_size": 0.5,
+    "reverb.wet_level": 0.0,
+    "delay.delay_ms": 250.0,
+    "delay.feedback": 0.3,
+    "delay.mix": 0.0,
+    "output.gain_db": 0.0,
 }
+PROTOCOL = (
+    "Reference clips (6 s) of the training songs as they are, analysed into sixth-octave band frames; every step "
+    "damages each with a fresh draw from the tiers clear / middle / taste / none "
+    f"({', '.join(f'{k} {int(100 * v)} %' for k, v in TIER_SHARES.items())}; foreign shelves, peaks and tilts at "
+    "random corners and Qs, width and level) in the band domain, and the loss is the balance (sixth-octave shape, "
+    "dB) and width (side/mid, dB) error of the damaged clip corrected through an exact model of the chain's EQ and "
+    "width, against the reference. No parameter labels; a Laplace likelihood of the least-squares chain setting "
+    "trains the uncertainty. See models/README.md."
+)
 
 
-def _inference_ms(model, audio_seconds: float = 180.0, repeats: int = 20) -> tuple[float, float]:
-    """(features ms, predict ms) per song: features of 4 clips of a 3-min song, then the model."""
-    rng = np.random.default_rng(0)
-    song = (rng.standard_normal((2, int(audio_seconds * 44100))) * 0.05).astype(np.float32)
+def _bank(corpus: Path, songs, clips: int, seed: int, workers: int, tag: str, tiny: bool) -> dict:
+    cache = corpus / f"bank_{tag}_c{clips}_s{seed}.npz"
+    if cache.is_file() and not tiny:
+        z = np.load(cache)
+        return {k: z[k] for k in z.files}
     t = time.perf_counter()
-    mel, glob = song_features(song, 44100)
-    feat_ms = 1000 * (time.perf_counter() - t)
-    model.predict(mel, glob)
-    t = time.perf_counter()
-    for _ in range(repeats):
-        model.predict(mel, glob)
-    return feat_ms, 1000 * (time.perf_counter() - t) / repeats
+    bank = clip_bank(songs, clips, seed, workers)
+    print(f"bank {tag}: {len(bank['frames'])} clips of {len(songs)} songs in {time.perf_counter() - t:.0f} s", flush=True)
+    if not tiny:
+        np.savez(cache, **bank)
+    return bank
+
+
+def _banks(args) -> tuple[dict, dict, dict, dict]:
+    corpus = Path(args.corpus_dir)
+    songs = load_manifest(corpus)
+    by = {k: [s for s in songs if s.split == k] for k in ("train", "val", "test")}
+    if not by["val"]:
+        by["val"] = by["train"][:1]
+    if not by["test"]:
+        by["test"] = by["val"]
+    counts = {k: len(v) for k, v in by.items()}
+    sources = sorted({s.source for s in songs})
+    print(f"corpus: {counts} songs from {', '.join(sources)}", flush=True)
+    tiny = args.tiny
+    train = _bank(corpus, by["train"], 2 if tiny else args.clips, args.seed, args.workers, "train", tiny)
+    val_b = _bank(corpus, by["val"], 2 if tiny else 12, args.seed + 1, args.workers, "val", tiny)
+    test_b = _bank(corpus, by["test"], 2 if tiny else 12, args.seed + 2, args.workers, "test", tiny)
+    val = damaged_set(val_b["frames"], fixed_damages(len(val_b["frames"]), args.seed + 1))
+    test = damaged_set(test_b["frames"], fixed_damages(len(test_b["frames"]), args.seed + 2))
+    info = {"songs": counts, "sources": sources, "n_train_clips": int(len(train["frames"]))}
+    return train, val, test, info
+
+
+def _base_card(space, info: dict, args) -> dict:
+    return {
+        "space_version": space.version,
+        "space_fingerprint": space.fingerprint,
+        "moves": [*eq_names(), "width.width"],
+        "move_units": "dB (EQ gains; the width as 20 log10 width)",
+        "rule_values": RULE_VALUES,
+        "rules": {
+            "input.gain_db": "measured: brings the song to -18 LUFS (plugin_bridge.ml.assistant)",
+            "comp.*": "plugin_bridge.ml.dynamics.compressor_rule (corpus PLR percentiles, models/dynamics.json)",
+        },
+        "protocol": PROTOCOL,
+        "package_version": __version__,
+        "inputs": {"patch": [None, 2, N_BANDS, N_FRAMES], "glob": [None, N_GLOBAL]},
+        "data": {
+            **info,
+            "summary": f"{sum(info['songs'].values())} songs ({', '.join(info['sources'])}), split by song "
+            f"{info['songs']['train']}/{info['songs']['val']}/{info['songs']['test']} (train/val/test); "
+            f"{info['n_train_clips']} training clips, each damaged afresh every step; seed {args.seed}",
+        },
+    }
+
+
+def train_one(name: str, args, train, val, info, out: Path, space) -> None:
+    """Train, export and write the training part of ``name``'s card."""
+    import torch
+
+    torch.set_num_threads(args.threads)
+    cfg = (TINY if args.tiny else CONFIGS)[name]
+    cfg.seed = args.seed
+    n_moves = len(eq_names()) + 1
+    model, hist = train_model(cfg, train, val, n_moves)
+    meta = {"name": name, "space_version": space.version, "space_fingerprint": space.fingerprint}
+    path = export_onnx(model, out / f"{name}.onnx", meta)
+    diff = check_export(model, path)
+    print(f"{name}: {hist['n_params']} params, best val score {hist['best_val_score']:.3f}, "
+          f"{hist['seconds']:.0f} s; ONNX max |torch - ort| {diff:.2e}", flush=True)
+    card = dict(_base_card(space, info, args), name=name, arch=name,
+                description=f"{name} ({type(model).__name__}): corrective EQ and width moves with their uncertainty")
+    card.update(
+        n_params=hist["n_params"],
+        onnx_check_max_abs_diff=diff,
+        shrink=1.0,
+        training={
+            "config": cfg.to_dict(),
+            "history": hist,
+            "torch": torch.__version__,
+            "machine": f"{platform.machine()}, {args.threads} CPU thread(s)",
+            "summary": f"{hist['steps_run']} steps of {cfg.batch_size} clips (best at {hist.get('best_step')}), "
+            f"{hist['seconds'] / 60:.1f} min on {args.threads} CPU thread(s), AdamW lr {cfg.lr:g}, audio loss",
+        },
+    )
+    write_atomic(out / f"{name}.json", json.dumps(card, indent=1))
+
+
+def _outputs(model, data: dict) -> np.ndarray:
+    patch, glob = features_from_bands(data["damaged"])
+    return model.predict(patch, glob)
+
+
+def _scores(moves: np.ndarray, data: dict) -> tuple[np.ndarray, np.ndarray]:
+    import torch
+
+    bal, wid = audio_losses(torch, torch.from_numpy(moves.astype(np.float64)), torch.from_numpy(data["damaged"]),
+                            torch.from_numpy(data["ref"]))
+    return bal.numpy(), wid.numpy()
+
+
+def tier_table(out_by_row: dict[str, np.ndarray], data: dict) -> dict:
+    """Band-domain balance/width error per row and tier, share improved / made worse (> 0.5 dB)."""
+    p = len(eq_names()) + 1
+    base_bal, base_wid = _scores(np.zeros((len(data["ref"]), p)), data)
+    table = {}
+    for row, moves in {"do nothing": np.zeros((len(data["ref"]), p)), **out_by_row}.items():
+        bal, wid = _scores(moves, data)
+        for tier in TIERS:
+            sel = data["tier"] == tier
+            if not sel.any():
+                continue
+            d = bal[sel] - base_bal[sel]
+            table.setdefault(row, {})[tier] = {
+                "balance_db": float(bal[sel].mean()),
+                "width_db": float(wid[sel].mean()),
+                "improved": float(np.mean(d < 0)),
+                "worse": float(np.mean(d > 0.5)),
+                "worst_db": float(d.max()),
+            }
+    return table
+
+
+def fit_shrink(out: np.ndarray, data: dict) -> tuple[float, dict]:
+    """The confidence threshold of `SHRINK_GRID` with the lowest validation error among those that
+    make no matters-of-taste clip worse by more than `TASTE_MARGIN_DB` (the largest if none does)."""
+    p = out.shape[1] // 2
+    base_bal, _ = _scores(np.zeros((len(data["ref"]), p)), data)
+    taste = data["tier"] == "taste"
+    tried = {}
+    for k in SHRINK_GRID:
+        _, applied = confident_moves(out[:, :p], out[:, p:], k)
+        bal, wid = _scores(applied, data)
+        worst_taste = float((bal - base_bal)[taste].max()) if taste.any() else 0.0
+        tried[k] = {"score": float(bal.mean() + WIDTH_WEIGHT * wid.mean()), "worst_taste_db": worst_taste}
+    ok = [k for k in SHRINK_GRID if tried[k]["worst_taste_db"] <= TASTE_MARGIN_DB]
+    best = min(ok, key=lambda k: tried[k]["score"]) if ok else SHRINK_GRID[-1]
+    return float(best), tried
 
 
 def _md_card(card: dict) -> str:
-    t = card["test"]
     lines = [
         f"# Model card: {card['name']}",
         "",
         f"- **What**: {card['description']}",
-        f"- **Parameter space**: `{card['space_version']}` (fingerprint `{card['space_fingerprint']}`); predicts "
-        f"{', '.join(f'`{p}`' for p in card['labelled'])}; the other parameters by rule "
-        f"({', '.join(f'`{k}`={v:g}' for k, v in card['rule_values'].items())}).",
+        f"- **Parameter space**: `{card['space_version']}` (fingerprint `{card['space_fingerprint']}`); proposes "
+        f"{', '.join(f'`{p}`' for p in card['moves'])} ({card['move_units']}) and the uncertainty of each; "
+        f"input gain and compressor by rule ({card['rules']['input.gain_db']}; {card['rules']['comp.*']}); "
+        f"{', '.join(f'`{k}`={v:g}' for k, v in card['rule_values'].items())}.",
+        f"- **Confidence**: a move is cut by {card.get('shrink', 1.0):g} x its uncertainty (soft threshold, fitted on "
+        "the validation split so that no matters-of-taste clip gets worse), then scaled by `--intensity`.",
         f"- **Protocol**: {card['protocol']}",
         f"- **Data**: {card['data']['summary']}",
         f"- **Size**: {card.get('size_bytes', 0) / 1e6:.2f} MB ONNX"
         + (f", {card['n_params']} parameters" if card.get("n_params") else ""),
-        f"- **Inference** (onnxruntime, 1 thread, 4 clips of a song after features): {card['inference_ms']:.1f} ms",
+        f"- **Inference** (onnxruntime, 1 thread, 6 clips of a song after features): {card.get('inference_ms', 0):.1f} ms",
         f"- **Training**: {card.get('training', {}).get('summary', '-')}",
         "",
-        f"## Held-out test split ({t['n']} examples from {card['data']['songs']['test']} test songs, "
-        f"{100 * t['exact_share']:.0f} % exact labels)",
+        "## Held-out test split (songs never trained on, band-domain measure: sixth-octave balance and side/mid, dB)",
         "",
-        f"mean MAE (normalized) {t['mae']:.4f} (changing nothing: {t['input_mae']:.4f}); render closer to the "
-        f"reference than the input on {100 * t['closer']:.0f} % of examples by MR-STFT, "
-        f"{100 * t['closer_balance']:.0f} % by 1/3-octave balance, {100 * t['closer_width']:.0f} % by width; "
-        f"MR-STFT {t['mrstft']:.3f} (input {t['input_mrstft']:.3f}); balance {t['balance_db']:.2f} dB "
-        f"(input {t['input_balance_db']:.2f} dB); width {t['width_db']:.2f} dB (input {t['input_width_db']:.2f} dB).",
-        "",
-        "| parameter | MAE (normalized) | MAE (real units) |",
-        "|---|---|---|",
+        "| tier | balance dB (do nothing) | width dB (do nothing) | improved | worse > 0.5 dB | worst clip |",
+        "|---|---|---|---|---|---|",
     ]
-    for p in card["labelled"]:
-        lines.append(f"| `{p}` | {t['mae_per_param'][p]:.4f} | {t['mae_real'][p]:.3f} |")
-    lines += ["", "Rule parameters (not predicted) are reported separately in models/README.md.", ""]
+    for tier, r in card.get("test", {}).items():
+        z = card["test_nothing"][tier]
+        lines.append(
+            f"| {tier} | {r['balance_db']:.2f} ({z['balance_db']:.2f}) | {r['width_db']:.2f} ({z['width_db']:.2f}) | "
+            f"{100 * r['improved']:.0f} % | {100 * r['worse']:.0f} % | {r['worst_db']:+.2f} dB |"
+        )
+    if card.get("blind"):
+        lines += ["", "## Blind benchmark (bench/bench_blind.py: unseen packages, `plugin-bridge mix` as a user runs it)", ""]
+        lines.append(card["blind"])
+    return "\n".join(lines) + "\n"
+
+
+def _inference_ms(model, audio_seconds: float = 180.0, repeats: int = 10) -> float:
+    rng = np.random.default_rng(0)
+    song = (rng.standard_normal((2, int(audio_seconds * 44100))) * 0.05).astype(np.float32)
+    patch, glob = song_features(song, 44100)
+    model.predict(patch, glob)
+    t = time.perf_counter()
+    for _ in range(repeats):
+        model.predict(patch, glob)
+    return 1000 * (time.perf_counter() - t) / repeats
+
+
+def _blind_rows(name: str) -> str | None:
+    path = Path(__file__).resolve().parents[1] / "bench" / "results" / "blind.json"
+    if not path.is_file():
+        return None
+    data = json.loads(path.read_text(encoding="utf-8"))
+    summ = data.get("summary", {})
+    if name not in summ:
+        return None
+    lines = ["| tier | balance dB (do nothing) | width dB (do nothing) | improved | worse > 0.5 dB | target |",
+             "|---|---|---|---|---|---|"]
+    for tier, r in summ[name].items():
+        z = summ["do nothing"][tier]
+        ok = data.get("checks", {}).get(name, {}).get(tier)
+        lines.append(f"| {tier} | {r['balance_db']:.2f} ({z['balance_db']:.2f}) | {r['width_db']:.2f} "
+                     f"({z['width_db']:.2f}) | {100 * r['improved']:.0f} % | {100 * r['worse']:.0f} % | "
+                     f"{'met' if ok else 'not met'} |")
     return "\n".join(lines)
 
 
-def train_all(args, by_split, counts, sources, house, target, out, space, names):
-    """Datasets, training, ONNX export and the ensemble weights; writes the cards' training part.
-    Returns ``(histories, dataset seconds)``."""
-    import torch
-
-    torch.set_num_threads(2)
-    t = time.perf_counter()
-    cache = Path(args.corpus_dir) / f"dataset_{args.protocol}_s{args.seed}_n{args.n_train}_{args.n_val}.npz"
-    if cache.is_file() and not args.tiny:
-        z = np.load(cache)
-        train = {k[6:]: z[k] for k in z.files if k.startswith("train_")}
-        val = {k[4:]: z[k] for k in z.files if k.startswith("val_")}
-    else:
-        train = make_dataset(by_split["train"], args.n_train, target, args.seed, workers=args.workers)
-        val = make_dataset(by_split["val"], args.n_val, target, args.seed + 1, workers=args.workers)
-        if not args.tiny:
-            np.savez(
-                cache,
-                **{f"train_{k}": v for k, v in train.items()},
-                **{f"val_{k}": v for k, v in val.items()},
-            )
-    data_s = time.perf_counter() - t
-    print(f"datasets: train {len(train['y'])}, val {len(val['y'])} examples in {data_s:.0f} s", flush=True)
-    configs = TINY if args.tiny else CONFIGS
-    base_card = {
-        "space_version": space.version,
-        "space_fingerprint": space.fingerprint,
-        "labelled": list(LABELLED),
-        "rule_values": RULE_VALUES,
-        "theta_ranges": {k: list(v) for k, v in THETA_RANGES.items()},
-        "protocol": PROTOCOLS[args.protocol],
-        "protocol_id": args.protocol,
-        "package_version": __version__,
-        "inputs": {"mel": [None, 2, 64, 64], "glob": [None, N_GLOBAL]},
-        "house_balance": HOUSE_FILE,
-        "data": {
-            "songs": counts,
-            "sources": sources,
-            "n_train": int(len(train["y"])),
-            "n_val": int(len(val["y"])),
-            "summary": f"{sum(counts.values())} songs ({', '.join(sources)}), split by song "
-            f"{counts['train']}/{counts['val']}/{counts['test']} (train/val/test); {len(train['y'])} training and "
-            f"{len(val['y'])} validation examples, seed {args.seed}",
-        },
-    }
-    histories = {}
-    for name in names:
-        cfg = configs[name]
-        cfg.seed = args.seed
-        model, hist = train_model(cfg, train, val)
-        histories[name] = (cfg, hist)
-        meta = {
-            "name": name,
-            "space_version": space.version,
-            "space_fingerprint": space.fingerprint,
-            "labelled": list(LABELLED),
-        }
-        path = export_onnx(model, out / f"{name}.onnx", meta)
-        diff = check_export(model, path)
-        print(
-            f"{name}: {hist['n_params']} params, best val MAE {hist['best_val_mae']:.4f}, "
-            f"{hist['seconds']:.0f} s; ONNX max |torch - ort| {diff:.2e}",
-            flush=True,
-        )
-        card = dict(
-            base_card,
-            name=name,
-            arch=name,
-            description=f"{name} ({type(model).__name__}) mix-parameter model",
-        )
-        card.update(
-            n_params=hist["n_params"],
-            onnx_check_max_abs_diff=diff,
-            training={
-                "config": cfg.to_dict(),
-                "history": hist,
-                "torch": torch.__version__,
-                "machine": f"{platform.machine()}, 2 CPU threads",
-                "summary": f"{hist['epochs_run']} epochs (best {hist.get('best_epoch')}), {hist['seconds'] / 60:.1f} min "
-                f"on 2 CPU threads, AdamW lr {cfg.lr:g}, batch {cfg.batch_size}, L1 loss",
-            },
-        )
-        (out / f"{name}.json").write_text(json.dumps(card, indent=1), encoding="utf-8")
-    # ensemble weights on the validation split, with the ONNX models (what ships)
+def finish(args, val, test, info, out: Path, space, names: list[str]) -> None:
+    """Ensemble weights, confidence thresholds, test tables, timings and the cards."""
     members = {n: load_model(n, out, space) for n in names}
-    preds = {n: m.predict(val["mel"].astype(np.float32), val["glob"]) for n, m in members.items()}
-    weights = fit_ensemble_weights(preds, val["y"])
-    ens_card = dict(
-        base_card,
-        name="ensemble",
-        members=names,
-        weights=weights.tolist(),
-        description="per-parameter weighted average of "
-        + ", ".join(names)
-        + " (weights fitted on the validation split by grid search over the simplex, step 0.05)",
-    )
-    ens_card["val_mae"] = {n: float(np.mean(np.abs(p - val["y"]))) for n, p in preds.items()}
-    ens_card["val_mae"]["ensemble"] = float(
-        np.mean(np.abs(np.einsum("mp,mkp->kp", weights, np.stack(list(preds.values()))) - val["y"]))
-    )
-    (out / "ensemble.json").write_text(json.dumps(ens_card, indent=1), encoding="utf-8")
-    print("validation MAE:", {k: round(v, 4) for k, v in ens_card["val_mae"].items()}, flush=True)
-    return histories, data_s
+    val_out = {n: _outputs(m, val) for n, m in members.items()}
+    p = len(eq_names()) + 1
+    weights = fit_ensemble_weights({n: o[:, :p] for n, o in val_out.items()}, val)
+    ens_card = dict(_base_card(space, info, args), name="ensemble", members=names, weights=weights.tolist(),
+                    description="weighted average of " + ", ".join(names) + " (weights fitted on the validation "
+                    "split); uncertainty = the members' weighted uncertainty plus their disagreement")
+    write_atomic(out / "ensemble.json", json.dumps(dict(ens_card, shrink=1.0), indent=1))
+    models = {**members, "ensemble": load_model("ensemble", out, space)}
+    val_out["ensemble"] = _outputs(models["ensemble"], val)
+    results: dict = {"shrink": {}, "validation": {}, "test": {}}
+    applied_test = {}
+    for n, m in models.items():
+        k, tried = fit_shrink(val_out[n], val)
+        results["shrink"][n] = {"chosen": k, "tried": tried}
+        o = _outputs(m, test)
+        applied_test[n] = confident_moves(o[:, :p], o[:, p:], k)[1]
+        path = out / f"{n}.json"
+        card = json.loads(path.read_text(encoding="utf-8")) if n != "ensemble" else ens_card
+        card["shrink"] = k
+        write_atomic(path, json.dumps(card, indent=1))
+        print(f"{n}: shrink {k:g} (validation score {tried[k]['score']:.3f}, worst taste clip "
+              f"{tried[k]['worst_taste_db']:+.2f} dB)", flush=True)
+    table = tier_table(applied_test, test)
+    results["test"] = table
+    results["inference_ms"] = {}
+    timing = (10.0, 2) if args.tiny else (180.0, 10)
+    for n in [*names, "ensemble"]:
+        m = load_model(n, out, space)
+        path = out / f"{n}.json"
+        card = json.loads(path.read_text(encoding="utf-8"))
+        card["test"] = table[n]
+        card["test_nothing"] = table["do nothing"]
+        card["inference_ms"] = results["inference_ms"][n] = _inference_ms(m, *timing)
+        card["size_bytes"] = (sum((out / f"{x}.onnx").stat().st_size for x in names) if n == "ensemble"
+                              else (out / f"{n}.onnx").stat().st_size)
+        if n == "ensemble":
+            card["training"] = {"summary": "no training of its own: weights and threshold fitted on the validation split"}
+        card["blind"] = _blind_rows(n)
+        write_atomic(path, json.dumps(card, indent=1))
+        write_atomic(out / f"{n}.md", _md_card(card))
+    for tier in TIERS:
+        if tier in table["do nothing"]:
+            print(f"test {tier}: " + ", ".join(f"{r} {table[r][tier]['balance_db']:.2f}" for r in table), flush=True)
+    write_atomic(out / "results.json", json.dumps(results, indent=1))
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("corpus_dir")
     ap.add_argument("-o", "--out", default="models")
-    ap.add_argument("--n-train", type=int, default=16000)
-    ap.add_argument("--n-val", type=int, default=1500)
-    ap.add_argument("--n-test", type=int, default=300)
+    ap.add_argument("--clips", type=int, default=40, help="reference clips per training song")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=1, help="torch threads per training process")
     ap.add_argument("--tiny", action="store_true", help="seconds-long smoke configuration")
-    ap.add_argument("--models", default=",".join(MODEL_NAMES))
-    ap.add_argument(
-        "--eval-only", action="store_true", help="re-run the test evaluation and cards of the models in -o"
-    )
-    ap.add_argument(
-        "--protocol",
-        default="natural",
-        choices=sorted(PROTOCOLS),
-        help="natural: references as they are (shipped); house: references balanced to the house curve",
-    )
+    ap.add_argument("--models", default=",".join(MODEL_NAMES), help="models to train in this process")
+    ap.add_argument("--finish", action="store_true", help="only the ensemble, thresholds, tables and cards")
+    ap.add_argument("--no-finish", action="store_true", help="train only (another process finishes)")
     args = ap.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    t_all = time.perf_counter()
-    songs = load_manifest(args.corpus_dir)
-    by_split = {k: [s for s in songs if s.split == k] for k in ("train", "val", "test")}
-    if not by_split["val"]:
-        by_split["val"] = by_split["train"][:1]
-    if not by_split["test"]:
-        by_split["test"] = by_split["val"]
-    counts = {k: len(v) for k, v in by_split.items()}
-    sources = sorted({s.source for s in songs})
-    print(f"corpus: {counts} songs from {', '.join(sources)}", flush=True)
-    t = time.perf_counter()
-    if args.eval_only:
-        house = load_house(out)
-    else:
-        train_audio = [to_feature_rate(*read_audio(s.path)) for s in by_split["train"]]
-        house = estimate_house(train_audio, clips_per_song=4 if args.tiny else 12, seed=args.seed)
-        del train_audio
-        house.save(out / HOUSE_FILE)
-    print(
-        f"house balance: side/mid {house.side_mid_db:.1f} dB ({house.source}) in {time.perf_counter() - t:.0f} s"
-    )
-    space = load_chain("default").space
+    t0 = time.perf_counter()
+    train, val, test, info = _banks(args)
+    space = default_space()
     names = [n for n in args.models.split(",") if n]
-    target = house if args.protocol == "house" else None  # what the references are balanced to
-    if args.eval_only:  # re-evaluate trained models: timings of the training run are kept
-        prev = out / "results.json"
-        data_s = (
-            json.loads(prev.read_text(encoding="utf-8")).get("dataset_seconds") if prev.is_file() else None
-        )
-        cards = {n: json.loads((out / f"{n}.json").read_text(encoding="utf-8")) for n in names}
-        train_seconds = {n: c["training"]["history"]["seconds"] for n, c in cards.items()}
-    else:
-        histories, data_s = train_all(args, by_split, counts, sources, house, target, out, space, names)
-        train_seconds = {n: h["seconds"] for n, (_, h) in histories.items()}
-    # held-out test split
-    models = {n: load_model(n, out, space) for n in [*names, "ensemble"]}
-    test_paths = [s.path for s in by_split["test"]]
-    examples = make_examples(test_paths, args.n_test, target, args.seed + 2)
-    res = evaluate_examples(examples, models, house)
-    exact = evaluate_examples([e for e in examples if e.exact], models, house)
-    robust = (
-        evaluate_examples([e for e in examples if not e.exact], models, house)
-        if not all(e.exact for e in examples)
-        else None
-    )
-    # the other protocol on the same test songs, for comparison
-    other = evaluate_examples(
-        make_examples(test_paths, args.n_test, house if target is None else None, args.seed + 3),
-        models,
-        house,
-    )
-    print(res.table(), flush=True)
-    print(res.per_param_table(), flush=True)
-    timing_args = (10.0, 2) if args.tiny else (180.0, 20)
-    timings = {n: _inference_ms(m, *timing_args) for n, m in models.items()}
-    results = {
-        "test": res.to_dict(),
-        "test_exact": exact.to_dict(),
-        "test_robust": robust.to_dict() if robust else None,
-        "table": res.table(),
-        "per_param_table": res.per_param_table(),
-        "table_exact": exact.table(),
-        "table_robust": robust.table() if robust else None,
-        "protocol": args.protocol,
-        "test_other_protocol": other.to_dict(),
-        "table_other_protocol": other.table(),
-        "per_param_table_other_protocol": other.per_param_table(),
-        "inference_ms": {n: {"features_ms": f, "predict_ms": p} for n, (f, p) in timings.items()},
-        "dataset_seconds": data_s,
-        "train_seconds": train_seconds,
-        "total_seconds": time.perf_counter() - t_all,
-    }
-    for n in [*names, "ensemble"]:
-        path = out / f"{n}.json"
-        card = json.loads(path.read_text(encoding="utf-8"))
-        r = res.rows[n]
-        card["test"] = {
-            "n": res.n,
-            "exact_share": res.exact_share,
-            "mae": r["mae"],
-            "mae_per_param": r["mae_per_param"],
-            "mae_real": {
-                p: r["mae_per_param"][p] * (space.spec(p).max - space.spec(p).min) for p in LABELLED
-            },
-            "closer": r["closer"],
-            "closer_balance": r["closer_balance"],
-            "closer_width": r["closer_width"],
-            "input_mae": res.rows["input"]["mae"],
-            "input_width_db": res.rows["input"]["width_db"],
-            "mrstft": r["mrstft"],
-            "balance_db": r["balance_db"],
-            "width_db": r["width_db"],
-            "input_mrstft": res.rows["input"]["mrstft"],
-            "input_balance_db": res.rows["input"]["balance_db"],
-        }
-        card["inference_ms"] = timings[n][1]
-        card["size_bytes"] = (
-            sum((out / f"{m}.onnx").stat().st_size for m in names)
-            if n == "ensemble"
-            else (out / f"{n}.onnx").stat().st_size
-        )
-        if n == "ensemble":
-            card["training"] = {"summary": "no training of its own: weights fitted on the validation split"}
-        path.write_text(json.dumps(card, indent=1), encoding="utf-8")
-        (out / f"{n}.md").write_text(_md_card(card), encoding="utf-8")
-    (out / "results.json").write_text(json.dumps(results, indent=1), encoding="utf-8")
-    print(f"done in {(time.perf_counter() - t_all) / 60:.1f} min -> {out}", flush=True)
+    if not args.finish:
+        for n in names:
+            train_one(n, args, train, val, info, out, space)
+    if not args.no_finish:
+        finish(args, val, test, info, out, space, list(MODEL_NAMES) if args.finish else names)
+    print(f"done in {(time.perf_counter() - t0) / 60:.1f} min -> {out}", flush=True)
     return 0
 
 

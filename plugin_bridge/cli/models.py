@@ -21,6 +21,7 @@ def _cmd_mix(args: argparse.Namespace) -> int:
         target=args.target,
         downmix=args.downmix,
         max_limiting_db=args.max_limiting,
+        intensity=args.intensity,
     )
     results = result if isinstance(result, dict) else {args.model: result}
     if args.json:
@@ -31,10 +32,26 @@ def _cmd_mix(args: argparse.Namespace) -> int:
             f"{name}: wrote {r.files['mix']} ({r.input_lufs:.1f} LUFS in -> {r.output_lufs:.1f} LUFS out, "
             f"true peak {r.output_true_peak_dbtp:.1f} dBTP) in {sum(r.seconds.values()):.2f} s"
         )
-        changed = {k: v for k, v in r.values.items() if k.endswith("gain_db") or k == "width.width"}
+        moves = r.decisions.get("moves", [])
+        made = [mv for mv in moves if abs(mv["applied_db"]) >= 0.05]
         print(
-            "  " + ", ".join(f"{k} {v:+.1f}" if "gain" in k else f"{k} {v:.2f}" for k, v in changed.items())
+            "  moves: "
+            + (
+                ", ".join(
+                    (
+                        f"width x{10 ** (mv['applied_db'] / 20):.2f}"
+                        if mv["parameter"] == "width.width"
+                        else f"{mv['parameter'].split('.')[0]} {mv['applied_db']:+.1f} dB"
+                    )
+                    + f" ({100 * mv['confidence']:.0f} % sure)"
+                    for mv in made
+                )
+                or "none (nothing the models are sure is wrong)"
+            )
         )
+        comp = r.decisions.get("compressor")
+        if comp:
+            print(f"  compressor: {comp['reason']}")
         print(f"  recipe {r.files['recipe']}, DAW presets {r.files['presets']}, report {r.files['report']}")
         for w in r.warnings:
             print(f"  warning: {w}")
@@ -47,23 +64,21 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     names = [n for n in args.models.split(",") if n]
     res = evaluate_folder(
         args.data,
-        n=args.n,
+        per_tier=args.per_tier,
+        seconds=args.seconds,
         seed=args.seed,
         model_names=names,
         models_folder=args.models_dir,
-        house_protocol=args.house,
+        intensity=args.intensity,
     )
     if args.json:
         print(json.dumps(res.to_dict(), indent=2))
     else:
         print(
-            f"{res.n} examples from {args.data} ({100 * res.exact_share:.0f} % exact inverse labels; "
-            f"references {'balanced to the house curve' if args.house else 'as they are'}), "
-            f"seed {args.seed}, {res.seconds:.1f} s"
+            f"{args.per_tier} clips of {args.seconds:g} s per damage tier from {args.data}, seed {args.seed}, "
+            f"intensity {args.intensity:g}: {res.seconds:.1f} s"
         )
         print(res.table())
-        print()
-        print(res.per_param_table())
     return 0
 
 
@@ -77,8 +92,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         args.corpus,
         "-o",
         args.output,
-        "--n-train",
-        str(args.n_train),
+        "--clips",
+        str(args.clips),
         "--seed",
         str(args.seed),
     ]
@@ -109,28 +124,32 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--downmix", action="store_true", help="fold a song with more than 2 channels (5.1) to stereo"
     )
     add_max_limiting(m)
+    m.add_argument(
+        "--intensity",
+        type=float,
+        default=1.0,
+        help="how far the corrective moves and the compression go, 0..1 (default 1; 0 = mastering only)",
+    )
     m.add_argument("--json", action="store_true")
     m.set_defaults(func=_cmd_mix)
 
-    e = sub.add_parser("eval", help="evaluate the models on mis-mixed examples built from a folder of tracks")
+    e = sub.add_parser(
+        "eval", help="mis-mix clips of a folder of finished tracks in three damage tiers and measure each model"
+    )
     e.add_argument("--data", required=True, help="folder of reference tracks")
-    e.add_argument("--n", type=int, default=40, help="number of examples")
+    e.add_argument("--per-tier", type=int, default=8, help="clips per damage tier (clear, middle, taste)")
+    e.add_argument("--seconds", type=float, default=12.0, help="clip length (s)")
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--models", default="cnn,cnn_large,ast,ensemble")
     e.add_argument("--models-dir", default=None)
-    e.add_argument(
-        "--house",
-        action="store_true",
-        help="balance the reference clips to the house curve first (the house protocol) instead of "
-        "taking them as they are",
-    )
+    e.add_argument("--intensity", type=float, default=1.0, help="as mix --intensity")
     e.add_argument("--json", action="store_true")
     e.set_defaults(func=_cmd_eval)
 
     t = sub.add_parser("train", help="train the models from a corpus (needs the torch extra)")
     t.add_argument("corpus", help="corpus folder from render_scripts/build_corpus.py")
     t.add_argument("-o", "--output", default="models")
-    t.add_argument("--n-train", type=int, default=16000)
+    t.add_argument("--clips", type=int, default=40, help="reference clips per training song")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--tiny", action="store_true")
     t.set_defaults(func=_cmd_train)

@@ -1,66 +1,48 @@
-"""Evaluation anyone can re-run: mis-mix reference tracks with the training protocol, correct them with
-each model, and compare parameters and audio with the reference.
+"""Evaluation anyone can re-run on any folder of finished music: mis-mix clips in the three damage tiers
+of `plugin_bridge.ml.degrade`, let each model correct them, and measure the audio against the original.
 
-Rows of the table: ``input`` (unprocessed mis-mix; its parameter MAE is that of predicting "change
-nothing", the neutral vector), ``loudnorm`` (the input normalised to the
-reference's loudness, nothing else), one row per model, ``ensemble``, and ``oracle`` (the true labels:
-the best the chain can do; below 1.0 only for the approximately-labelled robust examples).
+Rows: ``do nothing`` (the damaged clip), ``chain LSQ fit`` (the chain fitted to the true original by
+least squares, `plugin_bridge.ml.chainfit`: the best this chain can do) and one row per model (the
+assistant's full proposal, `plugin_bridge.ml.assistant.propose`, rendered through the default chain
+on the numpy backend, without the mastering stage: the metrics normalise loudness anyway).
+``bench/bench_blind.py`` runs the same judgement on the files ``plugin-bridge mix`` writes.
 
-Metrics per row (means over examples):
+Metrics per clip, against the original (`audio_metrics`):
 
-- ``mae`` and ``mae_per_param``: mean absolute error of the normalized labelled parameters.
-- ``mrstft``: multi-resolution STFT distance to the reference (FFT 512/1024/2048, hop 1/4, Hann;
-  spectral convergence + mean |log10 magnitude| difference, averaged over sizes and channels), both
-  signals first normalised to the same BS.1770 loudness, so it measures balance, not level.
-- ``lufs_diff``: |integrated loudness (LUFS) - the reference's|, before any normalisation.
 - ``balance_db``: mean |difference| (dB) of 1/3-octave band energies (25 Hz - 16 kHz, mid signal,
-  total energy normalised away).
-- ``width_db``: |difference| of the side/mid level ratio (dB).
-- ``closer``: share of examples whose render is closer to the reference than the input was
-  (``mrstft`` lower than the input's); ``closer_balance`` and ``closer_width`` the same for
-  ``balance_db`` and ``width_db``.
+  total energy normalised away, so loudness plays no part);
+- ``width_db``: |difference| of the side/mid level ratio (dB);
+- ``mrstft``: multi-resolution STFT distance (FFT 512/1024/2048, hop 1/4, Hann; spectral
+  convergence + mean |log10 magnitude| difference), both signals first normalised to the same
+  BS.1770 loudness;
+- ``lufs_diff``: |integrated loudness (LUFS) - the original's|, before any normalisation.
+
+Per row and tier (`summarize`): the means, the share of clips whose balance error went down, the
+share made worse by more than `WORSE_DB`, and the worst clip; `done_when` checks the targets of
+issue 13 (clear faults halved on 90 % of clips, matters of taste never made worse, middle better
+on 75 %).
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from ..chain import default_space
 from ..errors import ParameterError
 from ..loudness import integrated_loudness, short_loudness
-from .corpus import (
-    LABELLED,
-    ROBUST_SHARE,
-    HouseBalance,
-    apply_corrective,
-    balanced_clip,
-    house_labels,
-    load_house,
-    make_example,
-    normalized_labels,
-    reference_clip,
-)
-from .features import FEATURE_SR, clip_features, power_spectrogram, to_feature_rate
-from .inference import EnsembleModel, full_vector, load_model
+from .degrade import TIERS, apply_damage, draw_damage
+from .features import FEATURE_SR, to_feature_rate
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".aif", ".aiff")
-
-
-@dataclass
-class Example:
-    """A reference clip, its mis-mixed input, the true normalized labels and whether they are exact."""
-
-    reference: np.ndarray
-    mixed: np.ndarray
-    y: np.ndarray
-    exact: bool
-    source: str = ""
+#: A clip is "made worse" when its balance error grows by more than this (dB).
+WORSE_DB = 0.5
+#: Excerpts more than this far (dB) below their song's level are redrawn.
+QUIET_DB = 15.0
 
 
 def _lufs(x: np.ndarray) -> float:
@@ -93,8 +75,8 @@ _THIRD_OCTAVES = 1000.0 * 2.0 ** (np.arange(-16, 13) / 3.0)  # 25 Hz .. 16 kHz
 
 def third_octave_db(x: np.ndarray) -> np.ndarray:
     """1/3-octave band energies (dB) of the mid signal of a ``(2, n)`` clip, total removed."""
-    p = power_spectrogram(np.ascontiguousarray(0.5 * (x[0] + x[1]), dtype=np.float32)).mean(axis=1)
-    freqs = np.fft.rfftfreq(2 * (p.shape[0] - 1), 1.0 / FEATURE_SR)
+    p = (_stft_mag(np.ascontiguousarray(0.5 * (x[0] + x[1]), dtype=np.float64), 2048) ** 2).mean(axis=0)
+    freqs = np.fft.rfftfreq(2048, 1.0 / FEATURE_SR)
     bands = np.array(
         [p[(freqs >= f * 2 ** (-1 / 6)) & (freqs < f * 2 ** (1 / 6))].sum() for f in _THIRD_OCTAVES]
     )
@@ -140,178 +122,175 @@ def _read_any(path: Path) -> tuple[np.ndarray, int]:
     return data.T, sr
 
 
-def make_examples(
-    paths: Sequence[str | Path],
-    n: int,
-    house: HouseBalance | None,
-    seed: int = 0,
-    robust_share: float = ROBUST_SHARE,
-) -> list[Example]:
-    """``n`` examples from reference tracks (round-robin over ``paths``) by a training protocol:
-    references balanced to ``house`` (songs none of whose clips can be balanced are skipped; an error
-    if no song can), or with ``house=None`` the clips as they are (the natural protocol: robust
-    examples are labelled against their own reference, `corpus.make_example`)."""
+@dataclass
+class TierClip:
+    """One benchmark clip: its ``id``, ``source`` file, ``tier``, the true ``original`` and the
+    ``damaged`` copy (``(2, n)`` float32 at 44.1 kHz) and the ``damage`` description."""
+
+    id: str
+    source: str
+    tier: str
+    original: np.ndarray
+    damaged: np.ndarray
+    damage: dict
+
+
+def _excerpt(song: np.ndarray, n: int, rng: np.random.Generator, tries: int = 12) -> np.ndarray:
+    total = float(np.mean(song.astype(np.float64) ** 2)) + 1e-20
+    if song.shape[1] <= n:
+        return np.pad(song, ((0, 0), (0, n - song.shape[1])))
+    clip = song[:, :n]
+    for _ in range(tries):
+        s = int(rng.integers(0, song.shape[1] - n))
+        clip = song[:, s : s + n]
+        if np.mean(clip.astype(np.float64) ** 2) > total * 10 ** (-QUIET_DB / 10):
+            break
+    return np.ascontiguousarray(clip)
+
+
+def tier_clips(
+    paths: Sequence[str | Path], per_tier: int = 16, seconds: float = 12.0, seed: int = 0
+) -> list[TierClip]:
+    """``per_tier`` clips of ``seconds`` s in each damage tier, songs taken round-robin from
+    ``paths`` (excerpts from loud parts; seeded): the blind benchmark's material."""
     rng = np.random.default_rng(seed)
     songs: dict[int, np.ndarray] = {}
-    usable = list(range(len(paths)))
+    n = int(seconds * FEATURE_SR)
     out = []
-    i = 0
-    while len(out) < n and usable:
-        k = usable[i % len(usable)]
-        if k not in songs:
-            audio, sr = _read_any(Path(paths[k]))
-            songs[k] = to_feature_rate(audio, sr)
-        ref = balanced_clip(songs[k], rng, house) if house is not None else reference_clip(songs[k], rng)
-        if ref is None:
-            usable.remove(k)
-            continue
-        mixed, labels, exact = make_example(ref, rng, house, robust_share)
-        out.append(Example(ref, mixed, normalized_labels(labels), exact, str(paths[k])))
-        i += 1
-    if not out:
-        raise ParameterError(
-            "no clip of these tracks can be balanced to the house curve (mono or band-limited?)"
-        )
+    k = 0
+    for tier in TIERS:
+        for i in range(per_tier):
+            j = k % len(paths)
+            k += 1
+            if j not in songs:
+                audio, sr = _read_any(Path(paths[j]))
+                songs[j] = to_feature_rate(audio, sr)
+            orig = _excerpt(songs[j], n, rng)
+            damage = draw_damage(rng, tier)
+            out.append(
+                TierClip(
+                    f"{tier}{i:02d}",
+                    str(paths[j]),
+                    tier,
+                    orig.astype(np.float32),
+                    apply_damage(orig, FEATURE_SR, damage),
+                    damage.to_dict(),
+                )
+            )
     return out
 
 
 @dataclass
-class EvalResult:
-    """Per-row metrics (`rows`), the examples' count, exact share and timings."""
+class TierResult:
+    """Per-clip metrics by row (``rows[row] = [{"clip", "tier", metrics...}]``), the summary by row
+    and tier, the done-when checks and the run time (s)."""
 
-    rows: dict[str, dict] = field(default_factory=dict)
-    n: int = 0
-    exact_share: float = 0.0
+    rows: dict[str, list[dict]] = field(default_factory=dict)
+    summary: dict[str, dict[str, dict]] = field(default_factory=dict)
+    checks: dict[str, dict[str, bool]] = field(default_factory=dict)
     seconds: float = 0.0
-    labelled: tuple[str, ...] = LABELLED
 
     def to_dict(self) -> dict:
         """JSON-ready."""
-        return {
-            "n": self.n,
-            "exact_share": self.exact_share,
-            "seconds": self.seconds,
-            "labelled": list(self.labelled),
-            "rows": self.rows,
-        }
+        return {"summary": self.summary, "checks": self.checks, "rows": self.rows, "seconds": self.seconds}
 
     def table(self) -> str:
-        """A Markdown table of the rows."""
-        head = (
-            "| row | param MAE | MR-STFT | LUFS diff | balance dB | width dB "
-            "| closer than input: MR-STFT / balance / width |"
-        )
-        lines = [head, "|---|---|---|---|---|---|---|"]
-        for name, r in self.rows.items():
-            mae = f"{r['mae']:.4f}" if r.get("mae") is not None else "-"
-            closer = (
-                " / ".join(f"{100 * r[k]:.0f} %" for k in ("closer", "closer_balance", "closer_width"))
-                if r.get("closer") is not None
-                else "-"
-            )
-            lines.append(
-                f"| {name} | {mae} | {r['mrstft']:.3f} | {r['lufs_diff']:.2f} | {r['balance_db']:.2f} | "
-                f"{r['width_db']:.2f} | {closer} |"
-            )
-        return "\n".join(lines)
-
-    def per_param_table(self) -> str:
-        """A Markdown table of per-parameter MAE (normalized) per model row."""
-        rows = {k: v for k, v in self.rows.items() if v.get("mae_per_param")}
-        lines = ["| parameter | " + " | ".join(rows) + " |", "|---" * (len(rows) + 1) + "|"]
-        for p in self.labelled:
-            lines.append(
-                f"| {p} | " + " | ".join(f"{r['mae_per_param'][p]:.4f}" for r in rows.values()) + " |"
-            )
+        """A Markdown table: one line per tier and row."""
+        lines = [
+            "| tier | row | balance dB | width dB | MR-STFT | improved | worse > 0.5 dB | worst clip (dB) | target |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
+        for tier in TIERS:
+            for row, by_tier in self.summary.items():
+                s = by_tier.get(tier)
+                if s is None:
+                    continue
+                check = self.checks.get(row, {}).get(tier)
+                mark = "-" if check is None or row == "do nothing" else ("met" if check else "not met")
+                lines.append(
+                    f"| {tier} | {row} | {s['balance_db']:.2f} | {s['width_db']:.2f} | {s['mrstft']:.3f} | "
+                    f"{100 * s['improved']:.0f} % | {100 * s['worse']:.0f} % | {s['worst_db']:+.2f} ({s['worst_clip']}) | "
+                    f"{mark} |"
+                )
         return "\n".join(lines)
 
 
-def evaluate_examples(
-    examples: Sequence[Example], models: Mapping[str, object], house: HouseBalance | None = None
-) -> EvalResult:
-    """Evaluate ``models`` (name -> `OnnxModel`/`EnsembleModel` from `inference.load_model`) on examples.
+def summarize(rows: dict[str, list[dict]]) -> tuple[dict, dict]:
+    """Per row and tier: mean metrics, share improved / made worse (balance, against ``do nothing``),
+    the worst clip; and the done-when checks of issue 13 per row and tier."""
+    base = {r["clip"]: r for r in rows["do nothing"]}
+    summary: dict[str, dict[str, dict]] = {}
+    checks: dict[str, dict[str, bool]] = {}
+    for row, items in rows.items():
+        for tier in TIERS:
+            sel = [r for r in items if r["tier"] == tier]
+            if not sel:
+                continue
+            delta = [r["balance_db"] - base[r["clip"]]["balance_db"] for r in sel]
+            worst = int(np.argmax(delta))
+            summary.setdefault(row, {})[tier] = {
+                "n": len(sel),
+                "balance_db": float(np.mean([r["balance_db"] for r in sel])),
+                "width_db": float(np.mean([r["width_db"] for r in sel])),
+                "mrstft": float(np.mean([r["mrstft"] for r in sel])),
+                "improved": float(np.mean([d < 0 for d in delta])),
+                "worse": float(np.mean([d > WORSE_DB for d in delta])),
+                "worst_db": float(delta[worst]),
+                "worst_clip": sel[worst]["clip"],
+            }
+    nothing = summary["do nothing"]
+    for row, by_tier in summary.items():
+        c = {}
+        if "clear" in by_tier:
+            s, z = by_tier["clear"], nothing["clear"]
+            c["clear"] = (
+                s["balance_db"] <= 0.5 * z["balance_db"] and s["improved"] >= 0.9 and s["width_db"] <= 0.5 * z["width_db"]
+            )
+        if "middle" in by_tier:
+            s, z = by_tier["middle"], nothing["middle"]
+            c["middle"] = s["balance_db"] < z["balance_db"] and s["improved"] >= 0.75
+        if "taste" in by_tier:
+            s, z = by_tier["taste"], nothing["taste"]
+            c["taste"] = s["worse"] == 0.0 and s["balance_db"] <= z["balance_db"]
+        checks[row] = c
+    return summary, checks
 
-    With ``house``, a ``house-fit`` row adds the measurement baseline: `house_labels` of the input,
-    no learning (what a least-squares fit to the house curve does on its own)."""
 
-    space = default_space()
-    t0 = time.perf_counter()
-    acc: dict[str, dict[str, list]] = {}
-
-    closer_keys = {"closer": "mrstft", "closer_balance": "balance_db", "closer_width": "width_db"}
-
-    def add(
-        row: str, metrics: Mapping[str, float], err: np.ndarray | None, base: Mapping[str, float] | None
-    ) -> None:
-        d = acc.setdefault(row, {"m": [], "err": [], **{k: [] for k in closer_keys}})
-        d["m"].append(metrics)
-        if err is not None:
-            d["err"].append(err)
-        if base is not None:
-            for k, metric in closer_keys.items():
-                d[k].append(metrics[metric] < base[metric])
-
-    neutral = normalized_labels({k: 1.0 if k == "width.width" else 0.0 for k in LABELLED})
-
-    for ex in examples:
-        ref_lufs = _lufs(ex.reference)
-        base = audio_metrics(ex.mixed, ex.reference, ref_lufs)
-        add("input", base, np.abs(neutral - ex.y), None)
-        add("loudnorm", dict(base, lufs_diff=0.0), None, None)
-        mel, glob = clip_features(ex.mixed)
-        preds: dict[str, np.ndarray] = {}
-        for name, model in models.items():
-            if isinstance(model, EnsembleModel):
-                members = {m.name: preds.get(m.name) for m in model.members}
-                for m in model.members:
-                    if members[m.name] is None:
-                        members[m.name] = m.predict(mel[None], glob[None])[0]
-                preds[name] = model.combine({k: v[None] for k, v in members.items()})[0]
-            else:
-                preds[name] = model.predict(mel[None], glob[None])[0]
-        if house is not None:
-            preds["house-fit"] = normalized_labels(house_labels(ex.mixed, house))
-        preds["oracle"] = ex.y
-        for name, p in preds.items():
-            model = models.get(name) or next(iter(models.values()))
-            vec = full_vector(model, p, space)
-            values = space.to_values(vec)
-            y = apply_corrective(ex.mixed, FEATURE_SR, {k: values[k] for k in LABELLED})
-            add(name, audio_metrics(y, ex.reference, ref_lufs), np.abs(p - ex.y), base)
-    result = EvalResult(n=len(examples), exact_share=float(np.mean([e.exact for e in examples])))
-    for row, d in acc.items():
-        m = {k: float(np.mean([x[k] for x in d["m"]])) for k in d["m"][0]}
-        m["mae"] = m["mae_per_param"] = None
-        if d["err"]:
-            err = np.stack(d["err"])
-            m["mae"] = float(err.mean())
-            m["mae_per_param"] = {p: float(v) for p, v in zip(LABELLED, err.mean(axis=0), strict=True)}
-        m.update({k: float(np.mean(d[k])) if d[k] else None for k in closer_keys})
-        result.rows[row] = m
-    order = ["input", "loudnorm", *[k for k in acc if k not in ("input", "loudnorm", "ensemble", "oracle")]]
-    order = [k for k in order if k != "house-fit"]
-    order += [k for k in ("ensemble", "house-fit", "oracle") if k in acc]
-    result.rows = {k: result.rows[k] for k in order}
-    result.seconds = time.perf_counter() - t0
-    return result
+def clip_row(clip: TierClip, audio: np.ndarray) -> dict:
+    """One clip's metrics row for ``audio`` (a correction of ``clip.damaged``) against the original."""
+    n = min(audio.shape[1], clip.original.shape[1])
+    return {"clip": clip.id, "tier": clip.tier, **audio_metrics(audio[:, :n], clip.original[:, :n])}
 
 
 def evaluate_folder(
     folder: str | Path,
-    n: int = 40,
+    per_tier: int = 8,
+    seconds: float = 12.0,
     seed: int = 0,
     model_names: Sequence[str] = ("cnn", "cnn_large", "ast", "ensemble"),
     models_folder: str | Path | None = None,
-    robust_share: float = ROBUST_SHARE,
-    house_protocol: bool = False,
-) -> EvalResult:
-    """Build ``n`` mis-mixed examples from the audio files in ``folder`` and evaluate the models.
+    intensity: float = 1.0,
+) -> TierResult:
+    """The tier benchmark in-process on the audio files under ``folder`` (see the module docstring)."""
+    from ..chain import DEFAULT_CHAIN
+    from ..render import render_array
+    from .assistant import propose
+    from .chainfit import fit_chain
+    from .inference import load_model
 
-    References are the clips as they are (the natural protocol the shipped models are trained on),
-    or with ``house_protocol`` balanced to the shipped house balance first. The ``house-fit`` row
-    (correct toward the house balance by measurement, no learning) is a baseline in both."""
-
-    house = load_house(models_folder)
-    examples = make_examples(audio_files(folder), n, house if house_protocol else None, seed, robust_share)
+    t0 = time.perf_counter()
+    clips = tier_clips(audio_files(folder), per_tier, seconds, seed)
     models = {name: load_model(name, models_folder) for name in model_names}
-    return evaluate_examples(examples, models, house)
+    rows: dict[str, list[dict]] = {"do nothing": [], "chain LSQ fit": [], **{m: [] for m in models}}
+    for clip in clips:
+        rows["do nothing"].append(clip_row(clip, clip.damaged))
+        fit = fit_chain(clip.damaged, clip.original, FEATURE_SR)
+        rows["chain LSQ fit"].append(
+            clip_row(clip, render_array(clip.damaged, FEATURE_SR, DEFAULT_CHAIN, values=fit, backend="numpy"))
+        )
+        for name, model in models.items():
+            prop = propose(clip.damaged, FEATURE_SR, model, intensity)
+            y = render_array(clip.damaged, FEATURE_SR, DEFAULT_CHAIN, values=prop.values, backend="numpy")
+            rows[name].append(clip_row(clip, y))
+    summary, checks = summarize(rows)
+    return TierResult(rows, summary, checks, time.perf_counter() - t0)

@@ -1,7 +1,8 @@
 """ONNX export of trained torch models, with the parameter-space metadata inference checks.
 
-The graph takes ``mel`` ``(batch, 2, 64, 64)`` float32 and ``glob`` ``(batch, 24)`` float32 and returns
-``params`` ``(batch, P)`` in [0, 1] for the card's ``labelled`` parameter names. The ONNX file's
+The graph takes ``patch`` ``(batch, 2, N_BANDS, N_FRAMES)`` float32 and ``glob`` ``(batch, N_GLOBAL)``
+float32 and returns ``moves`` ``(batch, 2 P)``: ``P`` corrective moves (dB) for the card's ``moves``
+parameter names, then their ``P`` uncertainties (dB). The ONNX file's
 metadata carries ``space_version``, ``space_fingerprint`` and ``labelled`` (JSON) as well, so a
 model separated from its card is still checked.
 """
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .features import N_FRAMES, N_GLOBAL, N_MELS
+from .features import N_FRAMES, N_GLOBAL, N_BANDS
 
 
 def export_onnx(model, path: str | Path, metadata: Mapping[str, object]) -> Path:  # noqa: ANN001 - torch module
@@ -25,15 +26,15 @@ def export_onnx(model, path: str | Path, metadata: Mapping[str, object]) -> Path
 
     path = Path(path)
     model.eval()
-    mel = torch.zeros(1, 2, N_MELS, N_FRAMES)
+    mel = torch.zeros(1, 2, N_BANDS, N_FRAMES)
     glob = torch.zeros(1, N_GLOBAL)
     torch.onnx.export(
         model,
         (mel, glob),
         str(path),
-        input_names=["mel", "glob"],
-        output_names=["params"],
-        dynamic_axes={"mel": {0: "batch"}, "glob": {0: "batch"}, "params": {0: "batch"}},
+        input_names=["patch", "glob"],
+        output_names=["moves"],
+        dynamic_axes={"patch": {0: "batch"}, "glob": {0: "batch"}, "moves": {0: "batch"}},
         opset_version=17,
         dynamo=False,
     )
@@ -51,10 +52,10 @@ def check_export(model, path: str | Path, n: int = 4, seed: int = 0) -> float:  
     import torch
 
     rng = np.random.default_rng(seed)
-    mel = (rng.standard_normal((n, 2, N_MELS, N_FRAMES)) * 15 - 50).astype(np.float32)
+    mel = (rng.standard_normal((n, 2, N_BANDS, N_FRAMES)) * 15 - 50).astype(np.float32)
     glob = rng.standard_normal((n, N_GLOBAL)).astype(np.float32)
     with torch.no_grad():
         ref = model(torch.from_numpy(mel), torch.from_numpy(glob)).numpy()
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    out = sess.run(None, {"mel": mel, "glob": glob})[0]
+    out = sess.run(None, {"patch": mel, "glob": glob})[0]
     return float(np.max(np.abs(out - ref)))

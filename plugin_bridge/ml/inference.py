@@ -1,9 +1,12 @@
 """Inference with onnxruntime only: load shipped models by name, check the parameter space, predict.
 
 Models live in ``models/`` (or ``$PLUGIN_BRIDGE_MODELS``): ``NAME.onnx`` with its card ``NAME.json``,
-and ``ensemble.json`` (member names and per-parameter weights fitted on the validation split). A
-model predicts the card's ``labelled`` parameters; the rest of the ``mix-v1`` vector comes from the
-card's ``rule_values`` (see models/README.md). A model trained on another parameter-space version or
+and ``ensemble.json`` (member names and weights fitted on the validation split). A model proposes
+corrective moves in dB for the card's ``moves`` parameters (the chain's EQ gains and its width) and
+how uncertain each is; a move is made in proportion to its confidence (`confident_moves`, the
+card's ``shrink``) and scaled by the user's intensity. The rest of the ``mix-v2`` vector comes from
+`plugin_bridge.ml.assistant` (measured input gain, the compressor rule) and the card's
+``rule_values`` (see models/README.md). A model trained on another parameter-space version or
 fingerprint is refused with a `ModelError`.
 """
 
@@ -12,13 +15,14 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
 from ..chain import default_space
-from ..errors import PluginBridgeError
+from ..errors import ParameterError, PluginBridgeError
 from ..params import ParamSpace
 
 MODEL_NAMES: tuple[str, ...] = ("cnn", "cnn_large", "ast")
@@ -54,15 +58,14 @@ def check_space(card: dict, space: ParamSpace, where: str) -> None:
             f"{where}: trained on parameter space {version!r} (fingerprint {fp}), but the chain's space is "
             f"{space.version!r} (fingerprint {space.fingerprint}); retrain the model or use a matching chain"
         )
-    unknown = [
-        n for n in card.get("labelled", []) + list(card.get("rule_values", {})) if n not in space.names
-    ]
+    unknown = [n for n in card.get("moves", []) + list(card.get("rule_values", {})) if n not in space.names]
     if unknown:
         raise ModelError(f"{where}: names not in space {space.version!r}: {', '.join(unknown)}")
 
 
 class OnnxModel:
-    """One exported model: ``predict(mel, glob) -> (k, len(labelled))`` normalized values."""
+    """One exported model: ``predict(patch, glob) -> (k, 2 P)``: ``P`` moves (dB) for the card's
+    ``moves`` parameters, then their uncertainties (dB)."""
 
     def __init__(self, onnx_path: Path, card: dict, threads: int = 1) -> None:
         import onnxruntime as ort
@@ -72,8 +75,9 @@ class OnnxModel:
         opts.inter_op_num_threads = 1
         self.name = card.get("name", onnx_path.stem)
         self.card = card
-        self.labelled: list[str] = list(card["labelled"])
+        self.moves: list[str] = list(card["moves"])
         self.rule_values: dict[str, float] = dict(card.get("rule_values", {}))
+        self.shrink = float(card.get("shrink", 1.0))
         self.session = ort.InferenceSession(str(onnx_path), opts, providers=["CPUExecutionProvider"])
         meta = self.session.get_modelmeta().custom_metadata_map
         if (
@@ -82,38 +86,45 @@ class OnnxModel:
         ):
             raise ModelError(f"{onnx_path}: the ONNX metadata and the card disagree on the parameter space")
 
-    def predict(self, mel: np.ndarray, glob: np.ndarray) -> np.ndarray:
-        """Normalized labelled parameters ``(k, P)`` for ``k`` clips of features."""
-        out = self.session.run(None, {"mel": mel.astype(np.float32), "glob": glob.astype(np.float32)})[0]
-        return np.clip(out, 0.0, 1.0)
+    def predict(self, patch: np.ndarray, glob: np.ndarray) -> np.ndarray:
+        """Moves and uncertainties ``(k, 2 P)`` (dB) for ``k`` clips of features."""
+        return self.session.run(None, {"patch": patch.astype(np.float32), "glob": glob.astype(np.float32)})[0]
 
 
 class EnsembleModel:
-    """A weighted average of member models, per parameter (weights fitted on the validation split)."""
+    """A weighted average of member models' moves (weights fitted on the validation split); its
+    uncertainty is the members' mean uncertainty widened by their disagreement."""
 
     def __init__(self, members: Sequence[OnnxModel], weights: np.ndarray, card: dict) -> None:
         self.name = "ensemble"
         self.members = list(members)
-        self.weights = np.asarray(weights, dtype=np.float64)
+        self.weights = np.asarray(weights, dtype=np.float64).reshape(-1)
         self.card = card
-        self.labelled = list(card["labelled"])
+        self.moves = list(card["moves"])
         self.rule_values = dict(card.get("rule_values", {}))
+        self.shrink = float(card.get("shrink", 1.0))
+        if len(self.weights) != len(self.members):
+            raise ModelError(f"ensemble: {len(self.weights)} weights for {len(self.members)} members")
         for m in self.members:
-            if m.labelled != self.labelled:
+            if m.moves != self.moves:
                 raise ModelError(f"ensemble member {m.name}: its parameters differ from the ensemble's")
 
-    def predict_members(self, mel: np.ndarray, glob: np.ndarray) -> dict[str, np.ndarray]:
-        """Each member's prediction ``{name: (k, P)}``."""
-        return {m.name: m.predict(mel, glob) for m in self.members}
+    def predict_members(self, patch: np.ndarray, glob: np.ndarray) -> dict[str, np.ndarray]:
+        """Each member's output ``{name: (k, 2 P)}``."""
+        return {m.name: m.predict(patch, glob) for m in self.members}
 
     def combine(self, preds: dict[str, np.ndarray]) -> np.ndarray:
-        """Weighted combination of member predictions."""
-        stack = np.stack([preds[m.name] for m in self.members])
-        return np.einsum("mp,mkp->kp", self.weights, stack)
+        """Weighted moves and combined uncertainties ``(k, 2 P)`` of member outputs."""
+        p = len(self.moves)
+        stack = np.stack([preds[m.name] for m in self.members])  # (M, k, 2P)
+        mu = np.einsum("m,mkp->kp", self.weights, stack[:, :, :p])
+        spread = np.sqrt(np.einsum("m,mkp->kp", self.weights, (stack[:, :, :p] - mu) ** 2))
+        sigma = np.einsum("m,mkp->kp", self.weights, stack[:, :, p:]) + spread
+        return np.concatenate([mu, sigma], axis=1)
 
-    def predict(self, mel: np.ndarray, glob: np.ndarray) -> np.ndarray:
-        """Normalized labelled parameters ``(k, P)``."""
-        return self.combine(self.predict_members(mel, glob))
+    def predict(self, patch: np.ndarray, glob: np.ndarray) -> np.ndarray:
+        """Moves and uncertainties ``(k, 2 P)`` (dB)."""
+        return self.combine(self.predict_members(patch, glob))
 
 
 def _read_card(path: Path) -> dict:
@@ -159,20 +170,82 @@ def load_model(
     return _load_cached(name, str(folder.resolve()))
 
 
-def full_vector(
-    model: OnnxModel | EnsembleModel, labelled: np.ndarray, space: ParamSpace | None = None
-) -> np.ndarray:
-    """The complete normalized vector of ``space``: ``labelled`` (``(P,)``, the model's order) plus
-    the card's rule values for the other parameters (neutral defaults when absent)."""
-    space = space or _space()
-    values = dict(space.defaults())
-    values.update(model.rule_values)
-    vec = space.to_vector(values)
-    for name, v in zip(model.labelled, labelled, strict=True):
-        vec[space.names.index(name)] = float(np.clip(v, 0.0, 1.0))
-    return vec
+@dataclass(frozen=True)
+class Moves:
+    """A model's corrective moves for one song: parameter ``names`` (EQ gains, then ``width.width``),
+    the proposed ``proposed_db`` and their uncertainty ``sigma_db`` (dB; the width as 20 log10 width),
+    each move's ``confidence`` (0..1) and the ``applied_db`` moves (confidence and intensity applied)."""
+
+    names: tuple[str, ...]
+    proposed_db: tuple[float, ...]
+    sigma_db: tuple[float, ...]
+    confidence: tuple[float, ...]
+    applied_db: tuple[float, ...]
+    intensity: float
+
+    def values(self) -> dict[str, float]:
+        """The applied moves as chain values (real units: dB gains, the width as a factor)."""
+        return {
+            n: float(10.0 ** (v / 20.0)) if n == "width.width" else float(v)
+            for n, v in zip(self.names, self.applied_db, strict=True)
+        }
+
+    def to_dict(self) -> dict:
+        """JSON-ready form, one entry per move."""
+        return {
+            "intensity": self.intensity,
+            "moves": [
+                {
+                    "parameter": n,
+                    "proposed_db": round(p, 2),
+                    "uncertainty_db": round(s, 2),
+                    "confidence": round(c, 3),
+                    "applied_db": round(a, 2),
+                }
+                for n, p, s, c, a in zip(
+                    self.names, self.proposed_db, self.sigma_db, self.confidence, self.applied_db, strict=True
+                )
+            ],
+        }
 
 
-def predict_features(model: OnnxModel | EnsembleModel, mel: np.ndarray, glob: np.ndarray) -> np.ndarray:
-    """Full normalized vector for a song from its clip features (clip predictions averaged)."""
-    return full_vector(model, model.predict(mel, glob).mean(axis=0))
+def confident_moves(mu: np.ndarray, sigma: np.ndarray, shrink: float, intensity: float = 1.0) -> tuple:
+    """``(confidence, applied)`` of moves ``mu`` with uncertainties ``sigma`` (dB): each move is cut
+    by ``shrink`` times its uncertainty (soft threshold: a move no larger than its doubt is not made),
+    so confidence = ``max(0, 1 - shrink sigma / |mu|)``; applied = ``mu x confidence x intensity``."""
+    mu, sigma = np.asarray(mu, dtype=np.float64), np.asarray(sigma, dtype=np.float64)
+    conf = np.clip(1.0 - shrink * sigma / np.maximum(np.abs(mu), 1e-9), 0.0, 1.0)
+    return conf, mu * conf * float(intensity)
+
+
+def check_intensity(intensity: float) -> float:
+    """``intensity`` as a float in [0, 1], or a `ParameterError` saying so."""
+    try:
+        v = float(intensity)
+    except (TypeError, ValueError):
+        raise ParameterError(f"intensity must be a number from 0 to 1, got {intensity!r}") from None
+    if not (0.0 <= v <= 1.0):
+        raise ParameterError(f"intensity must be from 0 to 1 (0 = mastering only), got {v:g}")
+    return v
+
+
+def song_moves(
+    model: OnnxModel | EnsembleModel, patch: np.ndarray, glob: np.ndarray, intensity: float = 1.0
+) -> Moves:
+    """The moves for a song from its clip features: clip moves averaged; the uncertainty is the clips'
+    mean uncertainty widened by their spread; then `confident_moves` with the model's ``shrink``."""
+    out = model.predict(patch, glob)
+    p = len(model.moves)
+    mu_k, sig_k = out[:, :p].astype(np.float64), out[:, p:].astype(np.float64)
+    mu = mu_k.mean(axis=0)
+    sigma = sig_k.mean(axis=0) + mu_k.std(axis=0)
+    intensity = check_intensity(intensity)
+    conf, applied = confident_moves(mu, sigma, model.shrink, intensity)
+    return Moves(
+        tuple(model.moves),
+        tuple(float(v) for v in mu),
+        tuple(float(v) for v in sigma),
+        tuple(float(v) for v in conf),
+        tuple(float(v) for v in applied),
+        intensity,
+    )

@@ -1,9 +1,11 @@
 """The torch models (training only; inference runs their ONNX exports with onnxruntime).
 
-Every model takes ``mel`` ``(B, 2, 64, 64)`` (mid/side log-mel, dB) and ``glob`` ``(B, 24)`` (see
-`plugin_bridge.ml.features`) and returns ``(B, P)`` normalized parameters in [0, 1] (a sigmoid).
-Input standardisation (per channel and mel band, per global feature; statistics of the training
-split) is part of the module, so the exported ONNX graph takes raw features.
+Every model takes ``patch`` ``(B, 2, N_BANDS, N_FRAMES)`` (mid/side band energies per frame, dB)
+and ``glob`` ``(B, N_GLOBAL)`` (see `plugin_bridge.ml.features`) and returns ``(B, 2 P)``: ``P``
+corrective moves in dB (the chain's EQ gains and the width as 20 log10 width, each within
++-`MOVE_LIMIT_DB` by a scaled tanh), then ``P`` uncertainties (dB, > 0: the expected absolute error
+of each move). Input standardisation (per channel and band, per global feature; statistics of the
+training split) is part of the module, so the exported ONNX graph takes raw features.
 
 - `CNN`: the baseline, 3 conv blocks (16-32-48 channels), pooled over time only (frequency position
   is what EQ is about), plus the time-averaged spectrum and the global features into a 2-layer head.
@@ -17,14 +19,17 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .features import N_FRAMES, N_GLOBAL, N_MELS
+from .features import N_BANDS, N_FRAMES, N_GLOBAL
+
+#: Largest corrective move (dB) a model can propose (the EQ gains' range and x0.25 - x4 width).
+MOVE_LIMIT_DB = 12.0
 
 
 class _Standardize(nn.Module):
     def __init__(self) -> None:
         super().__init__()
-        self.register_buffer("mel_mean", torch.zeros(1, 2, N_MELS, 1))
-        self.register_buffer("mel_std", torch.ones(1, 2, N_MELS, 1))
+        self.register_buffer("mel_mean", torch.zeros(1, 2, N_BANDS, 1))  # "mel": the band patch
+        self.register_buffer("mel_std", torch.ones(1, 2, N_BANDS, 1))
         self.register_buffer("glob_mean", torch.zeros(1, N_GLOBAL))
         self.register_buffer("glob_std", torch.ones(1, N_GLOBAL))
 
@@ -50,14 +55,15 @@ class _Base(nn.Module):
 
     def __init__(self, n_out: int, trunk_dim: int, hidden: int, dropout: float = 0.1) -> None:
         super().__init__()
+        self.n_moves = n_out
         self.norm = _Standardize()
         self.head = nn.Sequential(
-            nn.Linear(trunk_dim + 2 * N_MELS + N_GLOBAL, hidden),
+            nn.Linear(trunk_dim + 2 * N_BANDS + N_GLOBAL, hidden),
             nn.GELU(),
             nn.Dropout(dropout),
             nn.Linear(hidden, hidden),
             nn.GELU(),
-            nn.Linear(hidden, n_out),
+            nn.Linear(hidden, 2 * n_out),
         )
 
     def trunk(self, mel: torch.Tensor) -> torch.Tensor:
@@ -67,7 +73,10 @@ class _Base(nn.Module):
         m, g = self.norm(mel, glob)
         spectrum = m.mean(dim=3).flatten(1)
         z = torch.cat([self.trunk(m), spectrum, g], dim=1)
-        return torch.sigmoid(self.head(z))
+        out = self.head(z)
+        moves = MOVE_LIMIT_DB * torch.tanh(out[:, : self.n_moves] / 4.0)
+        sigma = torch.nn.functional.softplus(out[:, self.n_moves :]) + 0.05
+        return torch.cat([moves, sigma], dim=1)
 
 
 def _block(cin: int, cout: int, double: bool = False) -> nn.Sequential:
@@ -83,7 +92,7 @@ class CNN(_Base):
 
     def __init__(self, n_out: int, width: int = 16) -> None:
         chans = (width, 2 * width, 3 * width)
-        super().__init__(n_out, chans[-1] * (N_MELS // 8), 192)
+        super().__init__(n_out, chans[-1] * (N_BANDS // 8), 192)
         self.convs = nn.Sequential(
             _block(2, chans[0]), _block(chans[0], chans[1]), _block(chans[1], chans[2])
         )
@@ -97,7 +106,7 @@ class CNNLarge(_Base):
 
     def __init__(self, n_out: int, width: int = 24) -> None:
         chans = (width, 2 * width, 3 * width, 4 * width)
-        super().__init__(n_out, chans[-1] * (N_MELS // 16), 256)
+        super().__init__(n_out, chans[-1] * (N_BANDS // 16), 256)
         self.convs = nn.Sequential(
             _block(2, chans[0]),
             _block(chans[0], chans[1]),
@@ -115,7 +124,7 @@ class AST(_Base):
     def __init__(self, n_out: int, dim: int = 96, depth: int = 3, heads: int = 4, patch: int = 8) -> None:
         super().__init__(n_out, dim, 192)
         self.embed = nn.Conv2d(2, dim, patch, stride=patch)
-        n_tokens = (N_MELS // patch) * (N_FRAMES // patch)
+        n_tokens = (N_BANDS // patch) * (N_FRAMES // patch)
         self.pos = nn.Parameter(torch.randn(1, n_tokens + 1, dim) * 0.02)
         self.cls = nn.Parameter(torch.zeros(1, 1, dim))
         layer = nn.TransformerEncoderLayer(
@@ -134,5 +143,6 @@ ARCHITECTURES: dict[str, type[_Base]] = {"cnn": CNN, "cnn_large": CNNLarge, "ast
 
 
 def build_model(arch: str, n_out: int, **kwargs) -> _Base:
-    """A fresh model of architecture ``arch`` (``cnn``, ``cnn_large``, ``ast``) with ``n_out`` outputs."""
+    """A fresh model of architecture ``arch`` (``cnn``, ``cnn_large``, ``ast``) proposing ``n_out``
+    moves (and as many uncertainties)."""
     return ARCHITECTURES[arch](n_out, **kwargs)

@@ -1,0 +1,110 @@
+"""The AI's decision for one song: every parameter of the default chain, and why.
+
+- **EQ and width**: a model's corrective moves (`plugin_bridge.ml.inference.song_moves`), each made
+  in proportion to its confidence and scaled by the user's ``intensity`` (0 = mastering only).
+- **Input gain** (a measurement, not a guess): brings the song's integrated loudness to
+  `INPUT_TARGET_LUFS` before the compressor, so the compressor rule works on a known level.
+- **Compressor**: the documented rule of `plugin_bridge.ml.dynamics` (moves a song's
+  peak-to-loudness ratio toward the corpus median, never below the corpus' 10th percentile; bypassed
+  for songs already as dense as typical finished music), scaled by ``intensity`` too.
+- **Reverb, delay, output gain**: off / 0 dB unless the user asks for them (a corrective assistant
+  does not add time effects; the mastering stage sets the final loudness).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..chain import default_space
+from ..loudness import integrated_loudness
+from .dynamics import CompressorChoice, compressor_rule, load_dynamics
+from .features import song_features
+from .inference import EnsembleModel, Moves, OnnxModel, check_intensity, load_model, song_moves
+
+#: Loudness (LUFS) the input gain brings a song to before the compressor.
+INPUT_TARGET_LUFS = -18.0
+
+
+@dataclass
+class Proposal:
+    """What the assistant proposes for a song: the chain ``values`` (real units), the model's
+    ``moves``, the ``compressor`` rule's choice, the measured ``input_gain_db`` and ``notes``."""
+
+    model: str
+    values: dict[str, float]
+    moves: Moves
+    compressor: CompressorChoice | None
+    input_gain_db: float
+    intensity: float
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        """JSON-ready form (the report's ``decisions``)."""
+        comp = None
+        if self.compressor is not None:
+            c = self.compressor
+            comp = {
+                "values": c.values,
+                "plr_before_db": _num(c.plr_before),
+                "plr_after_db": _num(c.plr_after),
+                "target_plr_db": _num(c.target),
+                "reason": c.reason,
+            }
+        return {
+            "model": self.model,
+            "intensity": self.intensity,
+            "input_gain_db": round(self.input_gain_db, 2),
+            "moves": self.moves.to_dict()["moves"],
+            "compressor": comp,
+            "notes": self.notes,
+        }
+
+
+def _num(v: float) -> float | None:
+    return round(float(v), 2) if math.isfinite(v) else None
+
+
+def input_gain_db(audio: np.ndarray, sample_rate: int) -> float:
+    """The gain (dB, within the chain's range) that brings ``audio`` to `INPUT_TARGET_LUFS`
+    (0 dB for audio too short or too quiet to measure)."""
+    spec = default_space().spec("input.gain_db")
+    try:
+        lufs = float(integrated_loudness(audio, sample_rate))
+    except Exception:  # too short to gate
+        return 0.0
+    if not math.isfinite(lufs):
+        return 0.0
+    return float(np.clip(INPUT_TARGET_LUFS - lufs, spec.min, spec.max))
+
+
+def propose(
+    audio: np.ndarray,
+    sample_rate: int,
+    model: str | OnnxModel | EnsembleModel = "ensemble",
+    intensity: float = 1.0,
+) -> Proposal:
+    """The assistant's proposal for ``audio`` ``(channels, n)`` at ``sample_rate`` Hz with ``model``
+    (a name or a loaded model) at ``intensity`` (0..1; see the module docstring)."""
+    intensity = check_intensity(intensity)
+    m = load_model(model) if isinstance(model, str) else model
+    space = default_space()
+    patch, glob = song_features(audio, sample_rate)
+    moves = song_moves(m, patch, glob, intensity)
+    values = dict(space.defaults())
+    values.update(m.rule_values)
+    gain = input_gain_db(audio, sample_rate)
+    values["input.gain_db"] = gain
+    comp = None
+    notes = ["reverb and delay are off: a corrective mix adds no time effects (set them in the recipe)"]
+    if intensity > 0.0:
+        comp = compressor_rule(audio, sample_rate, gain, load_dynamics(), intensity)
+        values.update(comp.values)
+    else:
+        notes.append("intensity 0: no corrective moves and no compression; mastering only")
+    for name, v in moves.values().items():
+        spec = space.spec(name)
+        values[name] = float(np.clip(v, spec.min, spec.max))
+    return Proposal(m.name, values, moves, comp, gain, intensity, notes)

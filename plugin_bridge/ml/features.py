@@ -245,12 +245,13 @@ def features_from_bands(frames: Any) -> tuple[Any, Any]:
     """``(patch (..., 2, B, T), glob (..., N_GLOBAL))`` of band frames ``(..., 4, B, T)`` (see the
     module docstring); numpy in, numpy out (float32), torch in, torch out."""
     bw = _widths_like(frames)[:, None]
-    mid_e = frames[..., 0, :, :] * bw  # (..., B, T) energies
-    side_e = frames[..., 1, :, :] * bw
-    cr = frames[..., 2, :, :] * bw
-    ci = frames[..., 3, :, :] * bw
-    total = mid_e.mean(-1).sum(-1)[..., None, None] + _EPS
-    patch = _stack([_db(mid_e / total), _db(side_e / total)], -3)
+    # energies relative to the clip's long-term mid energy: every feature is level-free
+    total = (frames[..., 0, :, :] * bw).mean(-1).sum(-1)[..., None, None] + 1e-30
+    mid_e = frames[..., 0, :, :] * bw / total  # (..., B, T)
+    side_e = frames[..., 1, :, :] * bw / total
+    cr = frames[..., 2, :, :] * bw / total
+    ci = frames[..., 3, :, :] * bw / total
+    patch = _stack([_db(mid_e), _db(side_e)], -3)
     ltm, lts = mid_e.mean(-1), side_e.mean(-1)
     tot = ltm.sum(-1)[..., None] + _EPS
     # L = M + S, R = M - S: P_LL = Pm + Ps + 2 Re(M S*), P_RR = Pm + Ps - 2 Re(M S*),

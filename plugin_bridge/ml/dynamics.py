@@ -9,9 +9,10 @@ Measures (all in dB, of ``(channels, n)`` linear float audio):
   statistics and the rule use the same measure, so they compare like for like;
 - `crest_factor_db`: sample peak minus RMS (dBFS, all channels pooled), ungated;
 - `excerpt_plr_db`: the PLR of the song's **loudest 30 s** (`loudest_excerpt`; the whole song when it
-  is shorter). This is the measure both the corpus statistics (``models/dynamics.json``, written by
-  ``render_scripts/dynamics_stats.py``) and the rule use, so that the rule can render and measure
-  its result on the excerpt alone (fast) and compare it with the corpus like for like.
+  is shorter; a mono song measured as dual mono, like the stereo corpus). This is the measure both
+  the corpus statistics (``models/dynamics.json``, written by ``render_scripts/dynamics_stats.py``)
+  and the rule use, so that the rule can render and measure its result on the excerpt alone (fast)
+  and compare it with the corpus like for like.
 
 The rule (`compressor_rule`), for the model card:
 
@@ -31,7 +32,7 @@ The rule (`compressor_rule`), for the model card:
     0.25 dB is kept. The make-up gain restores the excerpt's loudness (at most the space's 12 dB).
     When no threshold in that range reaches the target (transients too short for the attack, or the
     12 dB limit), the weakest setting within 0.5 dB of the lowest PLR found is kept, and the
-    compressor stays bypassed if that lowers the PLR by less than 0.1 dB. A setting whose measured
+    compressor stays bypassed if that lowers the PLR by less than 0.5 dB. A setting whose measured
     PLR falls below p10 is never returned. (If the envelope rises above 0 dBFS at a large input
     gain, the ratio first rises from 1:1 at 0 dBFS before the threshold moves.)
 
@@ -104,7 +105,7 @@ PREDICT_TOLERANCE_DB = 0.05
 #: When no setting reaches the target, the weakest one within this of the lowest PLR found is taken.
 PLATEAU_DB = 0.5
 #: A setting that lowers the PLR by less than this is not worth applying (dB).
-MIN_EFFECT_DB = 0.1
+MIN_EFFECT_DB = 0.5
 PARAMS: tuple[str, ...] = (
     "comp.threshold_db",
     "comp.ratio",
@@ -175,11 +176,20 @@ def loudest_excerpt(audio: np.ndarray, sample_rate: float, seconds: float = EXCE
     return start, start + length
 
 
+def _dual_mono(x: np.ndarray) -> np.ndarray:
+    """A mono ``(1, n)`` signal as two identical channels (others as they are).
+
+    BS.1770 measures a one-channel file as one channel, 3 dB quieter than the same music on two
+    channels; the corpus is stereo, so the rule and the statistics measure mono as dual mono.
+    """
+    return np.repeat(x, 2, axis=0) if x.shape[0] == 1 else x
+
+
 def excerpt_plr_db(audio: np.ndarray, sample_rate: float, seconds: float = EXCERPT_S) -> float:
     """`plr_db` of the loudest ``seconds`` (`loudest_excerpt`): the measure of the stats and the rule."""
     x = _as_2d(audio)
     start, stop = loudest_excerpt(x, sample_rate, seconds)
-    return plr_db(x[:, start:stop], sample_rate)
+    return plr_db(_dual_mono(x[:, start:stop]), sample_rate)
 
 
 # ----------------------------------------------------------------------------- corpus statistics
@@ -212,7 +222,8 @@ class DynamicsStats:
 
     @classmethod
     def from_dict(cls, d: Mapping, where: str = DYNAMICS_FILE) -> DynamicsStats:
-        """Parse `to_dict` output; a missing or non-numeric field or unordered percentiles is a `ParameterError`."""
+        """Parse `to_dict` output; a missing or non-numeric field, or unordered percentiles, is a
+        `ParameterError` (one line, naming ``where``)."""
         if not isinstance(d, Mapping):
             raise ParameterError(f"{where}: malformed dynamics statistics (expected a JSON object)")
         try:
@@ -220,7 +231,8 @@ class DynamicsStats:
             count = int(d["count"])
         except (KeyError, TypeError, ValueError) as e:
             raise ParameterError(
-                f"{where}: malformed dynamics statistics (needs numbers p10, p50, p90 and count; {type(e).__name__}: {e})"
+                f"{where}: malformed dynamics statistics (needs numbers p10, p50, p90 and count; "
+                f"{type(e).__name__}: {e})"
             ) from None
         if not all(map(math.isfinite, (p10, p50, p90))) or not p10 <= p50 <= p90 or count < 1:
             raise ParameterError(
@@ -375,7 +387,7 @@ class _Excerpt:
         return gated_loudness(powers_from_segments(sums, self.edges, self.lo, self.hi, self.sr))
 
     def predict(self, threshold_db: float, ratio: float) -> tuple[float, float]:
-        """Predicted (PLR, loudness) with this compressor: its gain applied per chunk after the K-weighting."""
+        """Predicted (PLR, loudness) with this compressor: its gain, per chunk, after the K-weighting."""
         k = (1.0 / ratio - 1.0) * math.log(10.0) / 20.0  # gain = exp(k * dB over the threshold)
         over = np.maximum(self.env_db - threshold_db, 0.0)
         power = (np.exp(2.0 * k * over) * self.energy).sum(axis=0)
@@ -423,7 +435,7 @@ def compressor_rule(
     start, stop = loudest_excerpt(x, sample_rate)
     pre = max(0, start - int(round(PREROLL_S * sample_rate)))
     gain = 10.0 ** (float(input_gain_db) / 20.0)
-    ex = _Excerpt(np.multiply(x[:, pre:stop], gain, dtype=np.float64), start - pre, sample_rate)
+    ex = _Excerpt(np.multiply(_dual_mono(x[:, pre:stop]), gain, dtype=np.float64), start - pre, sample_rate)
     plr = ex.plr
 
     def bypass(reason: str, renders: int = 0) -> CompressorChoice:
@@ -533,6 +545,7 @@ def compressor_rule(
     short = "" if abs(got - target) <= TOLERANCE_DB else " (the closest the rule's settings come)"
     reason = (
         f"PLR {plr:.1f} dB above the corpus median {stats.p50:.1f} dB: {ratio:.2g}:1 at "
-        f"{threshold:.1f} dBFS brings it to {got:.1f} dB (target {target:.1f} dB, floor p10 {stats.p10:.1f} dB){short}"
+        f"{threshold:.1f} dBFS brings it to {got:.1f} dB (target {target:.1f} dB, "
+        f"floor p10 {stats.p10:.1f} dB){short}"
     )
     return CompressorChoice(values, plr, got, target, reason, len(measured))

@@ -49,14 +49,20 @@ from plugin_bridge.ml.train import (  # noqa: E402
 )
 
 CONFIGS = {
-    "cnn": TrainConfig("cnn", steps=6000, batch_size=128, lr=2e-3, max_seconds=1500, eval_every=500),
-    "cnn_large": TrainConfig("cnn_large", steps=5000, batch_size=128, lr=1.5e-3, max_seconds=1800, eval_every=500),
-    "ast": TrainConfig("ast", steps=6000, batch_size=128, lr=1e-3, max_seconds=1500, eval_every=500),
+    "cnn": TrainConfig("cnn", steps=4000, batch_size=128, lr=2e-3, max_seconds=840, eval_every=250),
+    "cnn_large": TrainConfig(
+        "cnn_large", steps=3000, batch_size=128, lr=1.5e-3, max_seconds=840, eval_every=250
+    ),
+    "ast": TrainConfig("ast", steps=4000, batch_size=128, lr=1e-3, max_seconds=840, eval_every=250),
 }
 TINY = {
-    "cnn": TrainConfig("cnn", steps=4, batch_size=8, eval_every=2, kwargs={"width": 4}),
-    "cnn_large": TrainConfig("cnn_large", steps=4, batch_size=8, eval_every=2, kwargs={"width": 4}),
-    "ast": TrainConfig("ast", steps=4, batch_size=8, eval_every=2, kwargs={"dim": 16, "depth": 1, "heads": 2}),
+    "cnn": TrainConfig("cnn", steps=4, batch_size=8, eval_every=2, pool_size=64, kwargs={"width": 4}),
+    "cnn_large": TrainConfig(
+        "cnn_large", steps=4, batch_size=8, eval_every=2, pool_size=64, kwargs={"width": 4}
+    ),
+    "ast": TrainConfig(
+        "ast", steps=4, batch_size=8, eval_every=2, pool_size=64, kwargs={"dim": 16, "depth": 1, "heads": 2}
+    ),
 }
 #: Confidence thresholds tried (multiples of the predicted uncertainty a move is cut by).
 SHRINK_GRID = tuple(round(0.25 * i, 2) for i in range(13))
@@ -88,7 +94,10 @@ def _bank(corpus: Path, songs, clips: int, seed: int, workers: int, tag: str, ti
         return {k: z[k] for k in z.files}
     t = time.perf_counter()
     bank = clip_bank(songs, clips, seed, workers)
-    print(f"bank {tag}: {len(bank['frames'])} clips of {len(songs)} songs in {time.perf_counter() - t:.0f} s", flush=True)
+    print(
+        f"bank {tag}: {len(bank['frames'])} clips of {len(songs)} songs in {time.perf_counter() - t:.0f} s",
+        flush=True,
+    )
     if not tiny:
         np.savez(cache, **bank)
     return bank
@@ -150,10 +159,17 @@ def train_one(name: str, args, train, val, info, out: Path, space) -> None:
     meta = {"name": name, "space_version": space.version, "space_fingerprint": space.fingerprint}
     path = export_onnx(model, out / f"{name}.onnx", meta)
     diff = check_export(model, path)
-    print(f"{name}: {hist['n_params']} params, best val score {hist['best_val_score']:.3f}, "
-          f"{hist['seconds']:.0f} s; ONNX max |torch - ort| {diff:.2e}", flush=True)
-    card = dict(_base_card(space, info, args), name=name, arch=name,
-                description=f"{name} ({type(model).__name__}): corrective EQ and width moves with their uncertainty")
+    print(
+        f"{name}: {hist['n_params']} params, best val score {hist['best_val_score']:.3f}, "
+        f"{hist['seconds']:.0f} s; ONNX max |torch - ort| {diff:.2e}",
+        flush=True,
+    )
+    card = dict(
+        _base_card(space, info, args),
+        name=name,
+        arch=name,
+        description=f"{name} ({type(model).__name__}): corrective EQ and width moves with their uncertainty",
+    )
     card.update(
         n_params=hist["n_params"],
         onnx_check_max_abs_diff=diff,
@@ -178,8 +194,12 @@ def _outputs(model, data: dict) -> np.ndarray:
 def _scores(moves: np.ndarray, data: dict) -> tuple[np.ndarray, np.ndarray]:
     import torch
 
-    bal, wid = audio_losses(torch, torch.from_numpy(moves.astype(np.float64)), torch.from_numpy(data["damaged"]),
-                            torch.from_numpy(data["ref"]))
+    bal, wid = audio_losses(
+        torch,
+        torch.from_numpy(moves.astype(np.float64)),
+        torch.from_numpy(data["damaged"]),
+        torch.from_numpy(data["ref"]),
+    )
     return bal.numpy(), wid.numpy()
 
 
@@ -252,7 +272,11 @@ def _md_card(card: dict) -> str:
             f"{100 * r['improved']:.0f} % | {100 * r['worse']:.0f} % | {r['worst_db']:+.2f} dB |"
         )
     if card.get("blind"):
-        lines += ["", "## Blind benchmark (bench/bench_blind.py: unseen packages, `plugin-bridge mix` as a user runs it)", ""]
+        lines += [
+            "",
+            "## Blind benchmark (bench/bench_blind.py: unseen packages, `plugin-bridge mix` as a user runs it)",
+            "",
+        ]
         lines.append(card["blind"])
     return "\n".join(lines) + "\n"
 
@@ -276,14 +300,18 @@ def _blind_rows(name: str) -> str | None:
     summ = data.get("summary", {})
     if name not in summ:
         return None
-    lines = ["| tier | balance dB (do nothing) | width dB (do nothing) | improved | worse > 0.5 dB | target |",
-             "|---|---|---|---|---|---|"]
+    lines = [
+        "| tier | balance dB (do nothing) | width dB (do nothing) | improved | worse > 0.5 dB | target |",
+        "|---|---|---|---|---|---|",
+    ]
     for tier, r in summ[name].items():
         z = summ["do nothing"][tier]
         ok = data.get("checks", {}).get(name, {}).get(tier)
-        lines.append(f"| {tier} | {r['balance_db']:.2f} ({z['balance_db']:.2f}) | {r['width_db']:.2f} "
-                     f"({z['width_db']:.2f}) | {100 * r['improved']:.0f} % | {100 * r['worse']:.0f} % | "
-                     f"{'met' if ok else 'not met'} |")
+        lines.append(
+            f"| {tier} | {r['balance_db']:.2f} ({z['balance_db']:.2f}) | {r['width_db']:.2f} "
+            f"({z['width_db']:.2f}) | {100 * r['improved']:.0f} % | {100 * r['worse']:.0f} % | "
+            f"{'met' if ok else 'not met'} |"
+        )
     return "\n".join(lines)
 
 
@@ -293,9 +321,14 @@ def finish(args, val, test, info, out: Path, space, names: list[str]) -> None:
     val_out = {n: _outputs(m, val) for n, m in members.items()}
     p = len(eq_names()) + 1
     weights = fit_ensemble_weights({n: o[:, :p] for n, o in val_out.items()}, val)
-    ens_card = dict(_base_card(space, info, args), name="ensemble", members=names, weights=weights.tolist(),
-                    description="weighted average of " + ", ".join(names) + " (weights fitted on the validation "
-                    "split); uncertainty = the members' weighted uncertainty plus their disagreement")
+    ens_card = dict(
+        _base_card(space, info, args),
+        name="ensemble",
+        members=names,
+        weights=weights.tolist(),
+        description="weighted average of " + ", ".join(names) + " (weights fitted on the validation "
+        "split); uncertainty = the members' weighted uncertainty plus their disagreement",
+    )
     write_atomic(out / "ensemble.json", json.dumps(dict(ens_card, shrink=1.0), indent=1))
     models = {**members, "ensemble": load_model("ensemble", out, space)}
     val_out["ensemble"] = _outputs(models["ensemble"], val)
@@ -310,8 +343,11 @@ def finish(args, val, test, info, out: Path, space, names: list[str]) -> None:
         card = json.loads(path.read_text(encoding="utf-8")) if n != "ensemble" else ens_card
         card["shrink"] = k
         write_atomic(path, json.dumps(card, indent=1))
-        print(f"{n}: shrink {k:g} (validation score {tried[k]['score']:.3f}, worst taste clip "
-              f"{tried[k]['worst_taste_db']:+.2f} dB)", flush=True)
+        print(
+            f"{n}: shrink {k:g} (validation score {tried[k]['score']:.3f}, worst taste clip "
+            f"{tried[k]['worst_taste_db']:+.2f} dB)",
+            flush=True,
+        )
     table = tier_table(applied_test, test)
     results["test"] = table
     results["inference_ms"] = {}
@@ -323,16 +359,24 @@ def finish(args, val, test, info, out: Path, space, names: list[str]) -> None:
         card["test"] = table[n]
         card["test_nothing"] = table["do nothing"]
         card["inference_ms"] = results["inference_ms"][n] = _inference_ms(m, *timing)
-        card["size_bytes"] = (sum((out / f"{x}.onnx").stat().st_size for x in names) if n == "ensemble"
-                              else (out / f"{n}.onnx").stat().st_size)
+        card["size_bytes"] = (
+            sum((out / f"{x}.onnx").stat().st_size for x in names)
+            if n == "ensemble"
+            else (out / f"{n}.onnx").stat().st_size
+        )
         if n == "ensemble":
-            card["training"] = {"summary": "no training of its own: weights and threshold fitted on the validation split"}
+            card["training"] = {
+                "summary": "no training of its own: weights and threshold fitted on the validation split"
+            }
         card["blind"] = _blind_rows(n)
         write_atomic(path, json.dumps(card, indent=1))
         write_atomic(out / f"{n}.md", _md_card(card))
     for tier in TIERS:
         if tier in table["do nothing"]:
-            print(f"test {tier}: " + ", ".join(f"{r} {table[r][tier]['balance_db']:.2f}" for r in table), flush=True)
+            print(
+                f"test {tier}: " + ", ".join(f"{r} {table[r][tier]['balance_db']:.2f}" for r in table),
+                flush=True,
+            )
     write_atomic(out / "results.json", json.dumps(results, indent=1))
 
 

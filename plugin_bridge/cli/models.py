@@ -134,7 +134,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     m.set_defaults(func=_cmd_mix)
 
     e = sub.add_parser(
-        "eval", help="mis-mix clips of a folder of finished tracks in three damage tiers and measure each model"
+        "eval",
+        help="mis-mix clips of a folder of finished tracks in three damage tiers and measure each model",
     )
     e.add_argument("--data", required=True, help="folder of reference tracks")
     e.add_argument("--per-tier", type=int, default=8, help="clips per damage tier (clear, middle, taste)")

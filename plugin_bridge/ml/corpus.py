@@ -12,7 +12,12 @@ Protocol (full text in ``models/README.md``):
    `TIER_SHARES`. Its filters' power response on the FFT bins, pooled to the bands, and its width
    factor act on the reference's band frames exactly as on the audio (`damage_bands`; the tests
    compare the features of damaged audio with those of damaged band frames).
-3. **Target**: no parameter label. The training loss (`plugin_bridge.ml.train`) corrects the
+3. **Song variety**: before the damage, every reference also gets a fresh matters-of-taste change
+   (`VARIETY_TIER`, on reference and damaged copy alike): a new "song" whose own balance and width
+   differ by as much as a song's taste may. A model cannot then learn the training songs' exact
+   balances by heart; it learns what is out of the range of finished music, which is what
+   generalises to music it never heard and leaves a song's character alone.
+4. **Target**: no parameter label. The training loss (`plugin_bridge.ml.train`) corrects the
    damaged frames through an exact model of the chain's EQ and width (`plugin_bridge.ml.eqresponse`)
    and measures what the benchmark measures: the long-term balance and the side/mid ratio against
    the reference's. The least-squares chain setting (`oracle_moves`) is an auxiliary target for the
@@ -41,8 +46,8 @@ from .features import (
     CLIP_FRAMES,
     FEATURE_SR,
     N_BANDS,
-    band_frames,
     balance_db,
+    band_frames,
     bin_freqs_hz,
     side_mid_ratio_db,
     to_feature_rate,
@@ -51,6 +56,8 @@ from .features import (
 SPLITS = ("train", "val", "test")
 #: Share of training examples per damage tier; ``none`` leaves the clip as it is (level aside).
 TIER_SHARES: dict[str, float] = {"none": 0.1, "taste": 0.25, "middle": 0.3, "clear": 0.35}
+#: The tier whose changes make a reference a new, equally finished song (see the module docstring).
+VARIETY_TIER = "taste"
 #: Range of every corrective move (dB): EQ gains and the width as 20 log10(width).
 MOVE_LIMIT_DB = 12.0
 #: Bands whose reference share is below this (dB) are left out of the balance loss (empty bands).
@@ -77,17 +84,42 @@ def draw_training_damage(rng: np.random.Generator) -> Damage:
     return draw_damage(rng, tier)
 
 
-def damage_batch(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
-    """``n`` training damages: band responses ``(n, N_BANDS)``, widths ``(n,)``, gains ``(n,)``, tiers."""
+def damage_batch(
+    rng: np.random.Generator, n: int, tier: str | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
+    """``n`` damages (the training mix of tiers, or all of ``tier``): band responses ``(n, N_BANDS)``,
+    widths ``(n,)``, gains ``(n,)`` and tier names."""
     hs, ws, gs, tiers = [], [], [], []
     for _ in range(n):
-        d = draw_training_damage(rng)
+        d = draw_training_damage(rng) if tier is None else draw_damage(rng, tier)
         h, w, g = damage_bands(d)
         hs.append(h)
         ws.append(w)
         gs.append(g)
         tiers.append(d.tier)
     return np.stack(hs), np.asarray(ws), np.asarray(gs), tiers
+
+
+@dataclass
+class DamagePool:
+    """Pre-drawn damages in band form, sampled with replacement by the training loop (drawing and
+    pooling a filter response costs more than a training step's share): ``h`` ``(n, N_BANDS)``,
+    ``width`` and ``gain`` ``(n,)``."""
+
+    h: np.ndarray
+    width: np.ndarray
+    gain: np.ndarray
+
+    @classmethod
+    def draw(cls, rng: np.random.Generator, n: int, tier: str | None = None) -> DamagePool:
+        """``n`` damages as `damage_batch` draws them."""
+        h, w, g, _ = damage_batch(rng, n, tier)
+        return cls(h, w, g)
+
+    def sample(self, rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``n`` damages drawn from the pool."""
+        i = rng.integers(0, len(self.h), n)
+        return self.h[i], self.width[i], self.gain[i]
 
 
 # ----------------------------------------------------------------------------- oracle moves

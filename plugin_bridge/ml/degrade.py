@@ -74,7 +74,12 @@ class Damage:
         return {
             "tier": self.tier,
             "filters": [
-                {"kind": f.kind, "freq_hz": round(f.freq_hz, 1), "q": round(f.q, 3), "gain_db": round(f.gain_db, 2)}
+                {
+                    "kind": f.kind,
+                    "freq_hz": round(f.freq_hz, 1),
+                    "q": round(f.q, 3),
+                    "gain_db": round(f.gain_db, 2),
+                }
                 for f in self.filters
             ],
             "width": round(self.width, 4),
@@ -84,11 +89,17 @@ class Damage:
 
 def _filter(rng: np.random.Generator, kind: str, gain_db: float) -> Filter:
     if kind == "low_shelf":
-        return Filter(kind, math.exp(rng.uniform(math.log(50), math.log(500))), rng.uniform(0.5, 1.0), gain_db)
+        return Filter(
+            kind, math.exp(rng.uniform(math.log(50), math.log(500))), rng.uniform(0.5, 1.0), gain_db
+        )
     if kind == "high_shelf":
-        return Filter(kind, math.exp(rng.uniform(math.log(1500), math.log(14000))), rng.uniform(0.5, 1.0), gain_db)
+        return Filter(
+            kind, math.exp(rng.uniform(math.log(1500), math.log(14000))), rng.uniform(0.5, 1.0), gain_db
+        )
     if kind == "peak":
-        return Filter(kind, math.exp(rng.uniform(math.log(80), math.log(10000))), rng.uniform(0.5, 3.0), gain_db)
+        return Filter(
+            kind, math.exp(rng.uniform(math.log(80), math.log(10000))), rng.uniform(0.5, 3.0), gain_db
+        )
     return Filter("tilt", 1000.0, TILT_Q, gain_db)
 
 
@@ -139,7 +150,9 @@ def apply_damage(audio: np.ndarray, sample_rate: float, damage: Damage) -> np.nd
     return (x * 10.0 ** (damage.level_db / 20.0)).astype(np.float32)
 
 
-def sos_power(sos: np.ndarray | None, freqs_hz: Sequence[float] | np.ndarray, sample_rate: float) -> np.ndarray:
+def sos_power(
+    sos: np.ndarray | None, freqs_hz: Sequence[float] | np.ndarray, sample_rate: float
+) -> np.ndarray:
     """Power response ``|H|^2`` of second-order sections at ``freqs_hz`` (ones when ``sos`` is None)."""
     f = np.asarray(freqs_hz, dtype=np.float64)
     if sos is None:

@@ -46,7 +46,9 @@ def eq_names(chain: Chain | None = None) -> tuple[str, ...]:
     return tuple(f"{sid}.gain_db" for sid, *_ in eq_slots(chain))
 
 
-def rbj_power(kind: str, cutoff_hz: float, q: float, gain_db: Any, freqs_hz: np.ndarray, sample_rate: float) -> Any:
+def rbj_power(
+    kind: str, cutoff_hz: float, q: float, gain_db: Any, freqs_hz: np.ndarray, sample_rate: float
+) -> Any:
     """Power response ``|H|^2`` ``(..., F)`` of a JUCE/RBJ ``kind`` biquad (``low_shelf``, ``peak``,
     ``high_shelf``) with gain ``gain_db`` ``(...)`` (dB; numpy array or torch tensor) at ``freqs_hz``
     (Hz). The same formulas as `plugin_bridge.backends.dsp.filters`."""
@@ -62,10 +64,18 @@ def rbj_power(kind: str, cutoff_hz: float, q: float, gain_db: Any, freqs_hz: np.
         beta = sinw * a**0.5 / q
         am1, ap1 = a - 1.0, a + 1.0
         if kind == "low_shelf":
-            b0, b1, b2 = a * (ap1 - am1 * cosw + beta), a * 2.0 * (am1 - ap1 * cosw), a * (ap1 - am1 * cosw - beta)
+            b0, b1, b2 = (
+                a * (ap1 - am1 * cosw + beta),
+                a * 2.0 * (am1 - ap1 * cosw),
+                a * (ap1 - am1 * cosw - beta),
+            )
             a0, a1, a2 = ap1 + am1 * cosw + beta, -2.0 * (am1 + ap1 * cosw), ap1 + am1 * cosw - beta
         elif kind == "high_shelf":
-            b0, b1, b2 = a * (ap1 + am1 * cosw + beta), a * -2.0 * (am1 + ap1 * cosw), a * (ap1 + am1 * cosw - beta)
+            b0, b1, b2 = (
+                a * (ap1 + am1 * cosw + beta),
+                a * -2.0 * (am1 + ap1 * cosw),
+                a * (ap1 + am1 * cosw - beta),
+            )
             a0, a1, a2 = ap1 - am1 * cosw + beta, 2.0 * (am1 - ap1 * cosw), ap1 - am1 * cosw - beta
         else:
             raise ValueError(f"unknown EQ type {kind!r}")

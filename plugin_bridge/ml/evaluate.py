@@ -33,10 +33,15 @@ from pathlib import Path
 
 import numpy as np
 
+from ..chain import DEFAULT_CHAIN
 from ..errors import ParameterError
 from ..loudness import integrated_loudness, short_loudness
+from ..render import render_array
+from .assistant import propose
+from .chainfit import fit_chain
 from .degrade import TIERS, apply_damage, draw_damage
 from .features import FEATURE_SR, to_feature_rate
+from .inference import load_model
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".aif", ".aiff")
 #: A clip is "made worse" when its balance error grows by more than this (dB).
@@ -253,7 +258,9 @@ def summarize(rows: dict[str, list[dict]]) -> tuple[dict, dict]:
         if "clear" in by_tier:
             s, z = by_tier["clear"], nothing["clear"]
             c["clear"] = (
-                s["balance_db"] <= 0.5 * z["balance_db"] and s["improved"] >= 0.9 and s["width_db"] <= 0.5 * z["width_db"]
+                s["balance_db"] <= 0.5 * z["balance_db"]
+                and s["improved"] >= 0.9
+                and s["width_db"] <= 0.5 * z["width_db"]
             )
         if "middle" in by_tier:
             s, z = by_tier["middle"], nothing["middle"]
@@ -281,12 +288,6 @@ def evaluate_folder(
     intensity: float = 1.0,
 ) -> TierResult:
     """The tier benchmark in-process on the audio files under ``folder`` (see the module docstring)."""
-    from ..chain import DEFAULT_CHAIN
-    from ..render import render_array
-    from .assistant import propose
-    from .chainfit import fit_chain
-    from .inference import load_model
-
     t0 = time.perf_counter()
     clips = tier_clips(audio_files(folder), per_tier, seconds, seed)
     models = {name: load_model(name, models_folder) for name in model_names}

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .features import N_FRAMES, N_GLOBAL, N_BANDS
+from .features import N_BANDS, N_FRAMES, N_GLOBAL
 
 
 def export_onnx(model, path: str | Path, metadata: Mapping[str, object]) -> Path:  # noqa: ANN001 - torch module

@@ -17,7 +17,9 @@ moves. The moves correct the damaged band frames through the chain's exact EQ po
   the moves themselves.
 
 Any setting that fixes the audio is right, so the ambiguity between overlapping EQ bands does not
-steer training. AdamW with warm-up and a cosine learning rate that also follows an optional
+steer training. Every reference is first changed by a fresh matters-of-taste draw (`corpus`'s song
+variety) so that the training songs' own balances cannot be learnt by heart. Damages are drawn
+ahead into a pool (`corpus.DamagePool`). AdamW with warm-up and a cosine learning rate that also follows an optional
 wall-clock cap; the checkpoint with the best validation balance+width error is kept. torch is
 imported here only: install the ``torch`` extra.
 """
@@ -32,7 +34,15 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from ..errors import PluginBridgeError
-from .corpus import EMPTY_BAND_DB, MONO_SIDE_DB, damage_bands, damage_batch, oracle_moves
+from .corpus import (
+    EMPTY_BAND_DB,
+    MONO_SIDE_DB,
+    VARIETY_TIER,
+    DamagePool,
+    damage_bands,
+    damage_batch,
+    oracle_moves,
+)
 from .degrade import Damage
 from .features import N_BANDS, N_GLOBAL, balance_db, features_from_bands, scale_bands, side_mid_ratio_db
 
@@ -59,10 +69,13 @@ class TrainConfig:
     steps: int = 3000
     batch_size: int = 128
     lr: float = 2e-3
-    weight_decay: float = 1e-4
+    weight_decay: float = 1e-2
     seed: int = 0
     max_seconds: float | None = None
     eval_every: int = 250
+    variety: bool = True
+    pool_size: int = 20000
+    dropout: float = 0.2
     kwargs: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
@@ -168,10 +181,16 @@ def train_model(
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     model = build_model(cfg.arch, n_moves, **cfg.kwargs)
+    for mod in model.modules():
+        if isinstance(mod, torch.nn.Dropout):
+            mod.p = cfg.dropout
     model.norm.set_stats(*feature_stats(bank, seed=cfg.seed))
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     frames = bank["frames"]
     t0 = time.perf_counter()
+    damages = DamagePool.draw(rng, cfg.pool_size)
+    variety = DamagePool.draw(rng, cfg.pool_size // 2, VARIETY_TIER) if cfg.variety else None
+    log(f"  {cfg.arch}: {cfg.pool_size} damages drawn in {time.perf_counter() - t0:.0f} s")
     best, best_state = math.inf, None
     hist: dict = {"val": [], "train_loss": []}
     losses: list[float] = []
@@ -179,8 +198,11 @@ def train_model(
     while step < cfg.steps:
         model.train()
         idx = rng.integers(0, len(frames), cfg.batch_size)
-        h, w, g, _ = damage_batch(rng, cfg.batch_size)
         ref_np = frames[idx].astype(np.float64)
+        if variety is not None:
+            vh, vw, _ = variety.sample(rng, cfg.batch_size)
+            ref_np = scale_bands(ref_np, vh, vw)
+        h, w, g = damages.sample(rng, cfg.batch_size)
         dmg_np = scale_bands(ref_np, h, w, g)
         oracle = torch.from_numpy(oracle_moves(dmg_np, ref_np).astype(np.float32))
         ref = torch.from_numpy(ref_np.astype(np.float32))
@@ -232,7 +254,9 @@ def train_model(
     return model, hist
 
 
-def fit_ensemble_weights(preds: Mapping[str, np.ndarray], data: Mapping[str, np.ndarray], step: float = 0.1) -> np.ndarray:
+def fit_ensemble_weights(
+    preds: Mapping[str, np.ndarray], data: Mapping[str, np.ndarray], step: float = 0.1
+) -> np.ndarray:
     """Convex weights ``(n_models,)`` of the members' moves minimising the validation balance+width
     error (grid over the simplex with ``step``); models in the order of ``preds``."""
     import itertools
@@ -241,7 +265,9 @@ def fit_ensemble_weights(preds: Mapping[str, np.ndarray], data: Mapping[str, np.
     names = list(preds)
     stack = np.stack([preds[k] for k in names])  # (M, n, P)
     ticks = int(round(1 / step))
-    grid = [np.array(c) / ticks for c in itertools.product(range(ticks + 1), repeat=len(names)) if sum(c) == ticks]
+    grid = [
+        np.array(c) / ticks for c in itertools.product(range(ticks + 1), repeat=len(names)) if sum(c) == ticks
+    ]
     dmg, ref = torch.from_numpy(data["damaged"]), torch.from_numpy(data["ref"])
     best, best_w = math.inf, grid[0]
     for w in grid:

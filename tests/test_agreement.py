@@ -156,7 +156,7 @@ def test_limiter_ceiling_and_latency_compensation(backend):
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_default_chain_is_deterministic_and_keeps_tails(backend):
     x = pink_noise(1.0)
-    vec = [0.5] * 18
+    vec = [0.5] * 21
     a = render_array(x, SR, "default", vector=vec, backend=backend, tail=True)
     b = render_array(x, SR, "default", vector=vec, backend=backend, tail=True)
     assert np.array_equal(a, b)

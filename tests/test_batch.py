@@ -29,7 +29,7 @@ from plugin_bridge.chain import load_chain
 from plugin_bridge.demo import demo_song
 from plugin_bridge.loudness import integrated_loudness
 
-VECTOR = tuple([0.5] * 18)
+VECTOR = tuple([0.5] * 21)
 
 
 def _catalog(root, n=4, seconds=4.0):
@@ -112,7 +112,7 @@ def test_resume_after_sigkill_redoes_nothing_finished(tmp_path):
         "--workers",
         "1",
         "--vector",
-        ",".join(["0.5"] * 18),
+        ",".join(["0.5"] * 21),
         "--no-progress",
     ]
     proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -314,7 +314,7 @@ def test_batch_with_the_shipped_ai_model(tmp_path):
     summary = run_batch(opts)
     assert summary.done == 2, summary.failures
     rows = json.loads((tmp_path / "out" / "report.json").read_text())
-    assert all(r["model"] == "cnn" and len(r["vector"]) == 18 for r in rows)
+    assert all(r["model"] == "cnn" and len(r["vector"]) == 21 for r in rows)
     assert (
         len({tuple(r["vector"]) for r in rows}) == 2
     )  # the model listened: different songs, different mixes

@@ -30,7 +30,8 @@ def test_resolve_vector_gives_real_units():
     chain = load_chain("default")
     effects = {e.id: e for e in chain.resolve_vector([1.0] * len(chain.space))}
     assert effects["comp"]["ratio"] == 8.0
-    assert effects["low"]["gain_db"] == 8.0 and effects["low"]["cutoff_hz"] == 120.0
+    assert effects["low"]["gain_db"] == 12.0 and effects["low"]["cutoff_hz"] == 100.0
+    assert effects["width"]["width"] == 4.0
     assert effects["delay"]["delay_ms"] == 800.0
 
 

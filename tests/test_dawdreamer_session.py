@@ -138,7 +138,7 @@ def test_chain_per_track_and_master_chain(tmp_path, stems):
         "b",
         "c",
         "m",
-        a={"chain": {"chain": "default", "vector": [0.6] * 18}, "output": "grp"},
+        a={"chain": {"chain": "default", "vector": [0.6] * 21}, "output": "grp"},
         b={"chain": {"chain": "channel", "vector": [0.4] * 10}, "pan": -0.3},
         c={"chain": {"chain": "channel", "vector": [0.7] * 10}, "sends": [{"bus": "verb", "level_db": -8}]},
         m={"chain": "vocal", "pan": 0.4, "sends": [{"bus": "verb", "level_db": -12, "pre_fader": True}]},

@@ -156,7 +156,7 @@ def session_file(tmp_path: Path) -> Path:
 
 
 @settings(max_examples=40, deadline=None)
-@given(st.lists(st.floats(0.0, 1.0), min_size=18, max_size=18))
+@given(st.lists(st.floats(0.0, 1.0), min_size=21, max_size=21))
 def test_recipe_json_round_trip_property(vector):
     r = recipe_from_chain("default", vector=vector, sample_rate=SR)
     back = recipe_from_dict(json.loads(r.to_json()))
@@ -198,10 +198,10 @@ def test_recipe_rejects_newer_and_mismatched_spaces():
     newer = dict(d, format_version=99)
     with pytest.raises(FormatError, match="format_version 99 is newer"):
         recipe_from_dict(newer)
-    space2 = dict(d, space={"version": "mix-v2", "fingerprint": d["space"]["fingerprint"]})
-    with pytest.raises(FormatError, match="'mix-v2' is newer than.*mix-v1"):
+    space2 = dict(d, space={"version": "mix-v3", "fingerprint": d["space"]["fingerprint"]})
+    with pytest.raises(FormatError, match="'mix-v3' is newer than.*mix-v2"):
         recipe_from_dict(space2)
-    fp = dict(d, space={"version": "mix-v1", "fingerprint": "0000000000000000"})
+    fp = dict(d, space={"version": "mix-v2", "fingerprint": "0000000000000000"})
     with pytest.raises(FormatError, match=f"0000000000000000.*{d['space']['fingerprint']}"):
         recipe_from_dict(fp)
     tampered = dict(d, values=dict(d["values"], **{"comp.ratio": 7.99}))
@@ -215,7 +215,7 @@ def test_recipe_rejects_newer_and_mismatched_spaces():
 
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(st.lists(st.floats(0.0, 1.0), min_size=18, max_size=18), st.sampled_from([7, 14]))
+@given(st.lists(st.floats(0.0, 1.0), min_size=21, max_size=21), st.sampled_from([7, 14]))
 def test_midi_cc_round_trip_property(tmp_path, vector, bits):
     space = load_chain("default").space
     path = tmp_path / f"cc {bits}.mid"
@@ -259,7 +259,7 @@ def test_midi_cli_round_trip(tmp_path):
 def test_midi_wrong_space(tmp_path):
     space = load_chain("default").space
     midi_cc.write_midi(tmp_path / "a.mid", space, _vector())
-    with pytest.raises(FormatError, match="written for space 'mix-v1'"):
+    with pytest.raises(FormatError, match="written for space 'mix-v2'"):
         midi_cc.midi_to_vector(tmp_path / "a.mid", load_chain("vocal").space)
 
 
@@ -1096,7 +1096,7 @@ def test_batch_recipe_rerenders_the_mastered_mix(tmp_path):
     src = tmp_path / "sóng é.wav"
     sf.write(src, demo_song(4.0).T, SR, subtype="FLOAT")
     out = tmp_path / "out put"
-    row = process_item(Item("sóng é.wav", str(src), "song"), JobOptions(out_dir=str(out), vector=(0.6,) * 18))
+    row = process_item(Item("sóng é.wav", str(src), "song"), JobOptions(out_dir=str(out), vector=(0.6,) * 21))
     folder = out / "sóng é"
     r = load_recipe(folder / "recipe.json")
     assert r.master is not None and r.master["target"]["name"] == "streaming" and r.tail

@@ -17,12 +17,12 @@ from plugin_bridge.errors import BackendError, ParameterError
 
 def test_render_file_keeps_tail_and_metadata(stereo_wav, tmp_path):
     out = tmp_path / "mix ü.wav"
-    res = render_file(stereo_wav, out, "default", vector=[0.5] * 18, backend="numpy")
+    res = render_file(stereo_wav, out, "default", vector=[0.5] * 21, backend="numpy")
     data, sr = sf.read(out, always_2d=True)
     assert sr == SR and data.shape[1] == 2
     assert res.tail_frames > 0 and data.shape[0] == 2 * SR + res.tail_frames
     res2 = render_file(
-        stereo_wav, tmp_path / "cut.wav", "default", vector=[0.5] * 18, backend="numpy", tail=False
+        stereo_wav, tmp_path / "cut.wav", "default", vector=[0.5] * 21, backend="numpy", tail=False
     )
     assert res2.frames == 2 * SR
     np.testing.assert_array_equal(sf.read(tmp_path / "cut.wav")[0], data[: 2 * SR])
@@ -33,21 +33,21 @@ def test_file_render_equals_array_render(stereo_wav, tmp_path):
     its headroom for mastering): equal with --float-headroom, equal to the clipped array without."""
     x, _ = sf.read(stereo_wav, dtype="float32", always_2d=True)
     for backend in ("numpy", "pedalboard"):
-        y = render_array(x.T, SR, "default", vector=[0.7] * 18, backend=backend, tail=True)
+        y = render_array(x.T, SR, "default", vector=[0.7] * 21, backend=backend, tail=True)
         assert np.max(np.abs(y)) > 1.0  # this chain setting drives the file past full scale
         render_file(
-            stereo_wav, tmp_path / "f.wav", "default", vector=[0.7] * 18, backend=backend, float_headroom=True
+            stereo_wav, tmp_path / "f.wav", "default", vector=[0.7] * 21, backend=backend, float_headroom=True
         )
         np.testing.assert_array_equal(sf.read(tmp_path / "f.wav", dtype="float32")[0].T, y)
-        render_file(stereo_wav, tmp_path / "g.wav", "default", vector=[0.7] * 18, backend=backend)
+        render_file(stereo_wav, tmp_path / "g.wav", "default", vector=[0.7] * 21, backend=backend)
         np.testing.assert_array_equal(sf.read(tmp_path / "g.wav", dtype="float32")[0].T, np.clip(y, -1, 1))
 
 
 @pytest.mark.parametrize("backend", ["numpy", "pedalboard"])
 def test_block_size_does_not_change_the_sound(backend):
     x = noise(1.5) + sine(220, 1.5)
-    a = render_array(x, SR, "default", vector=[0.6] * 18, backend=backend, block_size=1 << 16)
-    b = render_array(x, SR, "default", vector=[0.6] * 18, backend=backend, block_size=3001)
+    a = render_array(x, SR, "default", vector=[0.6] * 21, backend=backend, block_size=1 << 16)
+    b = render_array(x, SR, "default", vector=[0.6] * 21, backend=backend, block_size=3001)
     np.testing.assert_allclose(a, b, atol=1e-5)
 
 
@@ -86,7 +86,7 @@ def test_long_files_stream_with_bounded_memory(tmp_path):
         for _ in range(seconds // 10):
             f.write(block)
     tracemalloc.start()
-    render_file(path, tmp_path / "long_out.flac", "default", vector=[0.5] * 18, backend="numpy")
+    render_file(path, tmp_path / "long_out.flac", "default", vector=[0.5] * 21, backend="numpy")
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     whole = seconds * SR * 2 * 4  # the file as float32: 106 MB
@@ -127,14 +127,14 @@ def test_cli_render_json(capsys, stereo_wav, tmp_path):
         "-o",
         tmp_path / "o.wav",
         "--vector",
-        ",".join(["0.5"] * 18),
+        ",".join(["0.5"] * 21),
         "--backend",
         "numpy",
         "--json",
     )
     assert code == 0, err
     info = json.loads(out)
-    assert info["backend"] == "numpy" and info["channels"] == 2 and len(info["effects"]) == 11
+    assert info["backend"] == "numpy" and info["channels"] == 2 and len(info["effects"]) == 14
 
 
 def test_cli_params_file(capsys, stereo_wav, tmp_path):
@@ -146,7 +146,7 @@ def test_cli_params_file(capsys, stereo_wav, tmp_path):
 
 def test_cli_listings(capsys):
     code, out, _ = _cli(capsys, "params", "--json")
-    assert code == 0 and json.loads(out)["version"] == "mix-v1"
+    assert code == 0 and json.loads(out)["version"] == "mix-v2"
     code, out, _ = _cli(capsys, "chains")
     assert code == 0 and "default" in out
     code, out, _ = _cli(capsys, "backends", "--json")
@@ -173,7 +173,7 @@ def bad_inputs(tmp_path):
         ("corrupt", [], "cannot decode audio"),
         ("nan", [], "non-finite sample"),
         ("empty", [], "file is empty"),
-        ("good", ["--vector", "0.1,0.2"], "has 2 entries, space 'mix-v1' needs 18"),
+        ("good", ["--vector", "0.1,0.2"], "has 2 entries, space 'mix-v2' needs 21"),
         ("good", ["--vector", "0.1,x"], "comma-separated numbers"),
         ("good", ["--chain", "nonesuch"], "unknown chain 'nonesuch'"),
         ("good", ["--params", "BADPARAMS"], "unknown parameter 'low.freq'"),
@@ -209,9 +209,9 @@ def test_cli_unknown_backend_is_a_usage_error(capsys, stereo_wav, tmp_path):
 def test_cli_render_recipe_is_bit_identical(capsys, stereo_wav, tmp_path):
     from plugin_bridge.export.recipe import recipe_from_chain
 
-    recipe = recipe_from_chain("default", vector=[0.6] * 18, input_path=stereo_wav, backend="numpy")
+    recipe = recipe_from_chain("default", vector=[0.6] * 21, input_path=stereo_wav, backend="numpy")
     path = recipe.save(tmp_path / "r.json")
-    render_file(stereo_wav, tmp_path / "first.wav", "default", vector=[0.6] * 18, backend="numpy")
+    render_file(stereo_wav, tmp_path / "first.wav", "default", vector=[0.6] * 21, backend="numpy")
     code, _, err = _cli(capsys, "render", "--recipe", path, "-o", tmp_path / "again.wav")
     assert code == 0, err
     np.testing.assert_array_equal(sf.read(tmp_path / "first.wav")[0], sf.read(tmp_path / "again.wav")[0])

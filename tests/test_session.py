@@ -166,7 +166,7 @@ def test_backends_agree_on_a_session(tmp_path, stems, backend):
     tracks = _tracks(
         "a",
         "b",
-        a={"chain": {"chain": "default", "vector": [0.6] * 18}},
+        a={"chain": {"chain": "default", "vector": [0.6] * 21}},
         b={"pan": -0.3, "sends": [{"bus": "verb", "level_db": -12}]},
     )
     s = _session(tmp_path, {"tracks": tracks, "buses": bus, "master": {"chain": "master"}})

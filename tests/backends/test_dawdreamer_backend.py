@@ -112,7 +112,7 @@ def test_neutral_chain_is_bit_transparent(backend):
 
 
 def test_program_is_one_faust_program_with_constants():
-    effects = load_chain("default").resolve_vector([0.5] * 18)
+    effects = load_chain("default").resolve_vector([0.5] * 21)
     prog = chain_program(effects, 44100, 2)
     assert prog.code.count("process =") == 1
     assert "hslider" not in prog.code and "nentry" not in prog.code
@@ -386,7 +386,7 @@ def test_rendering_is_deterministic(backend):
 
 
 def test_default_chain_renders_at_mid_settings(backend):
-    effects = load_chain("default").resolve_vector([0.5] * 18)
+    effects = load_chain("default").resolve_vector([0.5] * 21)
     x = pink_noise(2.0, seed=5)
     proc = backend.prepare(effects, 44100, 2)
     y = proc.process(x)

@@ -40,7 +40,6 @@ from plugin_bridge.ml.export import check_export, export_onnx  # noqa: E402
 from plugin_bridge.ml.features import N_BANDS, N_FRAMES, N_GLOBAL, features_from_bands, song_features  # noqa: E402
 from plugin_bridge.ml.inference import MODEL_NAMES, confident_moves, load_model  # noqa: E402
 from plugin_bridge.ml.train import (  # noqa: E402
-    WIDTH_WEIGHT,
     TrainConfig,
     audio_losses,
     damaged_set,
@@ -225,21 +224,33 @@ def tier_table(out_by_row: dict[str, np.ndarray], data: dict) -> dict:
     return table
 
 
-def fit_shrink(out: np.ndarray, data: dict) -> tuple[float, dict]:
-    """The confidence threshold of `SHRINK_GRID` with the lowest validation error among those that
-    make no matters-of-taste clip worse by more than `TASTE_MARGIN_DB` (the largest if none does)."""
+def fit_shrink(out: np.ndarray, data: dict) -> tuple[list[float], dict]:
+    """Per-move confidence thresholds from `SHRINK_GRID`: one for the EQ moves, chosen by the
+    balance error, one for the width, chosen by the width error; each the lowest-error threshold
+    among those that make no matters-of-taste clip worse by more than `TASTE_MARGIN_DB` in its own
+    measure (the largest if none does). Returns the ``P`` thresholds and what was tried."""
     p = out.shape[1] // 2
-    base_bal, _ = _scores(np.zeros((len(data["ref"]), p)), data)
+    zero = np.zeros((len(data["ref"]), p))
+    base_bal, base_wid = _scores(zero, data)
     taste = data["tier"] == "taste"
-    tried = {}
+    tried: dict = {"eq": {}, "width": {}}
     for k in SHRINK_GRID:
         _, applied = confident_moves(out[:, :p], out[:, p:], k)
-        bal, wid = _scores(applied, data)
-        worst_taste = float((bal - base_bal)[taste].max()) if taste.any() else 0.0
-        tried[k] = {"score": float(bal.mean() + WIDTH_WEIGHT * wid.mean()), "worst_taste_db": worst_taste}
-    ok = [k for k in SHRINK_GRID if tried[k]["worst_taste_db"] <= TASTE_MARGIN_DB]
-    best = min(ok, key=lambda k: tried[k]["score"]) if ok else SHRINK_GRID[-1]
-    return float(best), tried
+        eq_only, width_only = applied.copy(), applied.copy()
+        eq_only[:, -1] = 0.0
+        width_only[:, :-1] = 0.0
+        bal, _ = _scores(eq_only, data)
+        _, wid = _scores(width_only, data)
+        tried["eq"][k] = {"score": float(bal.mean()), "worst_taste_db": float((bal - base_bal)[taste].max())}
+        tried["width"][k] = {
+            "score": float(wid.mean()),
+            "worst_taste_db": float((wid - base_wid)[taste].max()),
+        }
+    chosen = {}
+    for part, t in tried.items():
+        ok = [k for k in SHRINK_GRID if t[k]["worst_taste_db"] <= TASTE_MARGIN_DB]
+        chosen[part] = float(min(ok, key=lambda k: t[k]["score"]) if ok else SHRINK_GRID[-1])
+    return [chosen["eq"]] * (p - 1) + [chosen["width"]], tried
 
 
 def _md_card(card: dict) -> str:
@@ -251,8 +262,9 @@ def _md_card(card: dict) -> str:
         f"{', '.join(f'`{p}`' for p in card['moves'])} ({card['move_units']}) and the uncertainty of each; "
         f"input gain and compressor by rule ({card['rules']['input.gain_db']}; {card['rules']['comp.*']}); "
         f"{', '.join(f'`{k}`={v:g}' for k, v in card['rule_values'].items())}.",
-        f"- **Confidence**: a move is cut by {card.get('shrink', 1.0):g} x its uncertainty (soft threshold, fitted on "
-        "the validation split so that no matters-of-taste clip gets worse), then scaled by `--intensity`.",
+        f"- **Confidence**: an EQ move is cut by {card['shrink'][0]:g} x its uncertainty and the width move by "
+        f"{card['shrink'][-1]:g} x its uncertainty (soft thresholds, fitted on the validation split so that no "
+        "matters-of-taste clip gets worse by more than 0.3 dB), then scaled by `--intensity`.",
         f"- **Protocol**: {card['protocol']}",
         f"- **Data**: {card['data']['summary']}",
         f"- **Size**: {card.get('size_bytes', 0) / 1e6:.2f} MB ONNX"
@@ -337,6 +349,7 @@ def finish(args, val, test, info, out: Path, space, names: list[str]) -> None:
     for n, m in models.items():
         k, tried = fit_shrink(val_out[n], val)
         results["shrink"][n] = {"chosen": k, "tried": tried}
+        k_eq, k_w = k[0], k[-1]
         o = _outputs(m, test)
         applied_test[n] = confident_moves(o[:, :p], o[:, p:], k)[1]
         path = out / f"{n}.json"
@@ -344,8 +357,9 @@ def finish(args, val, test, info, out: Path, space, names: list[str]) -> None:
         card["shrink"] = k
         write_atomic(path, json.dumps(card, indent=1))
         print(
-            f"{n}: shrink {k:g} (validation score {tried[k]['score']:.3f}, worst taste clip "
-            f"{tried[k]['worst_taste_db']:+.2f} dB)",
+            f"{n}: shrink EQ {k_eq:g} (validation balance {tried['eq'][k_eq]['score']:.2f} dB, worst taste clip "
+            f"{tried['eq'][k_eq]['worst_taste_db']:+.2f} dB), width {k_w:g} (validation width "
+            f"{tried['width'][k_w]['score']:.2f} dB, worst taste clip {tried['width'][k_w]['worst_taste_db']:+.2f} dB)",
             flush=True,
         )
     table = tier_table(applied_test, test)

@@ -23,7 +23,7 @@ from plugin_bridge.ml import dynamics as D
 from plugin_bridge.render import render_array
 
 #: Made up for the tests (not the shipped file): the bursts below measure 12.3 dB.
-STATS = D.DynamicsStats(p10=7.0, p50=10.0, p90=14.0, count=50, source="test")
+STATS = D.DynamicsStats(p10=5.0, p50=7.5, p90=10.0, count=50, source="test")
 
 
 def bursts(
@@ -93,8 +93,8 @@ def test_loudest_excerpt_finds_the_loud_part():
 
 def test_dynamic_signal_is_compressed_to_the_target(signal):
     choice = D.compressor_rule(signal, SR, 0.0, STATS)
-    assert choice.plr_before > STATS.p50 + 2
-    assert choice.target == pytest.approx(STATS.p50)
+    assert choice.plr_before > STATS.p90 + 2
+    assert choice.target == pytest.approx(STATS.p90)
     assert choice.plr_after < choice.plr_before - 1.0
     assert abs(choice.plr_after - choice.target) <= 1.0
     assert choice.plr_after >= STATS.p10
@@ -110,7 +110,7 @@ def test_dynamic_signal_is_compressed_to_the_target(signal):
 def test_intensity_scales_the_move(signal):
     half = D.compressor_rule(signal, SR, 0.0, STATS, intensity=0.5)
     full = D.compressor_rule(signal, SR, 0.0, STATS, intensity=1.0)
-    assert half.target == pytest.approx(half.plr_before - 0.5 * (half.plr_before - STATS.p50))
+    assert half.target == pytest.approx(half.plr_before - 0.5 * (half.plr_before - STATS.p90))
     assert abs(half.plr_after - half.target) <= 1.0
     assert full.plr_after < half.plr_after < half.plr_before
     assert half.values["comp.threshold_db"] > full.values["comp.threshold_db"]
@@ -136,9 +136,9 @@ def test_intensity_zero_bypasses(signal):
 def test_dense_signal_is_left_alone():
     x = dense()
     choice = D.compressor_rule(x, SR, 0.0, STATS)
-    assert choice.plr_before < STATS.p50
+    assert choice.plr_before < STATS.p90
     assert choice.values["comp.ratio"] == 1.0 and choice.bypassed
-    assert "median" in choice.reason
+    assert "90th percentile" in choice.reason
     assert in_ranges(choice.values)
 
 
@@ -149,7 +149,7 @@ def test_silence_is_left_alone():
 
 @pytest.mark.parametrize("p10", [9.0, 9.9])
 def test_never_below_p10(signal, p10):
-    stats = D.DynamicsStats(p10=p10, p50=10.0, p90=14.0, count=50)
+    stats = D.DynamicsStats(p10=p10, p50=p10 + 0.2, p90=p10 + 0.5, count=50)  # the rule acts (PLR 12.3)
     for intensity in (0.7, 1.0):
         choice = D.compressor_rule(signal, SR, 0.0, stats, intensity)
         assert choice.plr_after >= p10

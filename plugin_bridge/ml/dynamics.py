@@ -18,10 +18,11 @@ The rule (`compressor_rule`), for the model card:
 
     The compressor is set from the song's peak-to-loudness ratio (PLR: sample peak minus BS.1770
     integrated loudness, of the loudest 30 s) against the PLR of the finished music of the training
-    corpus (its 10th and 50th percentiles p10, p50, in ``models/dynamics.json``). A song at or
-    below the corpus median is left alone (ratio 1, threshold 0 dB, make-up 0 dB: already as dense
-    as typical finished music). Above it, the target is PLR - (PLR - p50) x intensity, never below
-    p50 (so never below p10): at intensity 1 the song is brought to the median, at 0 the compressor
+    corpus (its percentiles p10, p50, p90, in ``models/dynamics.json``). A song at or below the
+    corpus' 90th percentile is left alone (ratio 1, threshold 0 dB, make-up 0 dB: within the range
+    of finished music; compressing such songs darkened them and moved them away from their
+    originals on the blind benchmark). Above it, the target is PLR - (PLR - p90) x intensity, never
+    below p90 (so never below p10): at intensity 1 the song is brought to p90, at 0 the compressor
     is bypassed. The setting has a fixed, moderate character: ratio 2.5:1, attack 10 ms, release
     150 ms (JUCE ballistics: time constants of 1.6 ms and 24 ms, fast enough to hold sample peaks,
     slow enough not to follow the waveform); only the threshold is searched, from the top of the
@@ -443,14 +444,14 @@ def compressor_rule(
 
     if not math.isfinite(plr):
         return bypass("bypassed: silent or below the -70 LUFS gate, no PLR to measure")
-    if plr <= stats.p50:
+    if plr <= stats.p90:
         return bypass(
-            f"bypassed: PLR {plr:.1f} dB is at or below the corpus median {stats.p50:.1f} dB "
-            "(already as dense as typical finished music)"
+            f"bypassed: PLR {plr:.1f} dB is at or below the corpus 90th percentile {stats.p90:.1f} dB "
+            "(within the range of finished music: the rule acts only on songs more dynamic than 90 % of the corpus)"
         )
     if intensity == 0.0:
         return bypass("bypassed: intensity 0")
-    target = max(stats.p50, stats.p10, plr - (plr - stats.p50) * intensity)
+    target = max(stats.p90, stats.p10, plr - (plr - stats.p90) * intensity)
     t_min, t_top = ranges["comp.threshold_db"]
     t_hi = min(t_top, ex.env_max_db)
     if t_hi <= t_min:
@@ -516,7 +517,7 @@ def compressor_rule(
     ok = {u: m for u, m in measured.items() if m[0] >= stats.p10}
     if not measured:
         return bypass(
-            f"bypassed: PLR {plr:.1f} dB is above the corpus median {stats.p50:.1f} dB, but no setting "
+            f"bypassed: PLR {plr:.1f} dB is above the corpus 90th percentile {stats.p90:.1f} dB, but no setting "
             f"of the rule lowers it by {MIN_EFFECT_DB} dB (its peaks pass the attack)"
         )
     if not ok:
@@ -529,7 +530,7 @@ def compressor_rule(
     got, lufs = ok[u]
     if got > plr - MIN_EFFECT_DB:
         return bypass(
-            f"bypassed: PLR {plr:.1f} dB is above the corpus median {stats.p50:.1f} dB, but no setting "
+            f"bypassed: PLR {plr:.1f} dB is above the corpus 90th percentile {stats.p90:.1f} dB, but no setting "
             f"of the rule lowers it by {MIN_EFFECT_DB} dB (best measured {got:.1f} dB)",
             len(measured),
         )
@@ -544,7 +545,7 @@ def compressor_rule(
     }
     short = "" if abs(got - target) <= TOLERANCE_DB else " (the closest the rule's settings come)"
     reason = (
-        f"PLR {plr:.1f} dB above the corpus median {stats.p50:.1f} dB: {ratio:.2g}:1 at "
+        f"PLR {plr:.1f} dB above the corpus 90th percentile {stats.p90:.1f} dB: {ratio:.2g}:1 at "
         f"{threshold:.1f} dBFS brings it to {got:.1f} dB (target {target:.1f} dB, "
         f"floor p10 {stats.p10:.1f} dB){short}"
     )

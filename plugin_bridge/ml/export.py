@@ -3,7 +3,7 @@
 The graph takes ``patch`` ``(batch, 2, N_BANDS, N_FRAMES)`` float32 and ``glob`` ``(batch, N_GLOBAL)``
 float32 and returns ``moves`` ``(batch, 2 P)``: ``P`` corrective moves (dB) for the card's ``moves``
 parameter names, then their ``P`` uncertainties (dB). The ONNX file's
-metadata carries ``space_version``, ``space_fingerprint`` and ``labelled`` (JSON) as well, so a
+metadata carries ``space_version``, ``space_fingerprint`` and ``name`` as well, so a
 model separated from its card is still checked.
 """
 

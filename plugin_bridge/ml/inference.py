@@ -77,7 +77,7 @@ class OnnxModel:
         self.card = card
         self.moves: list[str] = list(card["moves"])
         self.rule_values: dict[str, float] = dict(card.get("rule_values", {}))
-        self.shrink = float(card.get("shrink", 1.0))
+        self.shrink = np.asarray(card.get("shrink", 1.0), dtype=np.float64)
         self.session = ort.InferenceSession(str(onnx_path), opts, providers=["CPUExecutionProvider"])
         meta = self.session.get_modelmeta().custom_metadata_map
         if (
@@ -102,7 +102,7 @@ class EnsembleModel:
         self.card = card
         self.moves = list(card["moves"])
         self.rule_values = dict(card.get("rule_values", {}))
-        self.shrink = float(card.get("shrink", 1.0))
+        self.shrink = np.asarray(card.get("shrink", 1.0), dtype=np.float64)
         if len(self.weights) != len(self.members):
             raise ModelError(f"ensemble: {len(self.weights)} weights for {len(self.members)} members")
         for m in self.members:
@@ -209,9 +209,11 @@ class Moves:
         }
 
 
-def confident_moves(mu: np.ndarray, sigma: np.ndarray, shrink: float, intensity: float = 1.0) -> tuple:
+def confident_moves(
+    mu: np.ndarray, sigma: np.ndarray, shrink: float | np.ndarray, intensity: float = 1.0
+) -> tuple:
     """``(confidence, applied)`` of moves ``mu`` with uncertainties ``sigma`` (dB): each move is cut
-    by ``shrink`` times its uncertainty (soft threshold: a move no larger than its doubt is not made),
+    by ``shrink`` (one number, or one per move) times its uncertainty (soft threshold: a move no larger than its doubt is not made),
     so confidence = ``max(0, 1 - shrink sigma / |mu|)``; applied = ``mu x confidence x intensity``."""
     mu, sigma = np.asarray(mu, dtype=np.float64), np.asarray(sigma, dtype=np.float64)
     conf = np.clip(1.0 - shrink * sigma / np.maximum(np.abs(mu), 1e-9), 0.0, 1.0)

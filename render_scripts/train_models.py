@@ -305,24 +305,26 @@ def _inference_ms(model, audio_seconds: float = 180.0, repeats: int = 10) -> flo
 
 
 def _blind_rows(name: str) -> str | None:
+    """The blind benchmark's rows for ``name`` (``bench/results/blind.json``), as a Markdown table."""
     path = Path(__file__).resolve().parents[1] / "bench" / "results" / "blind.json"
     if not path.is_file():
         return None
-    data = json.loads(path.read_text(encoding="utf-8"))
-    summ = data.get("summary", {})
-    if name not in summ:
-        return None
+    summ = json.loads(path.read_text(encoding="utf-8")).get("summary", {})
     lines = [
-        "| tier | balance dB (do nothing) | width dB (do nothing) | improved | worse > 0.5 dB | target |",
+        "| tier | balance dB (do nothing) | width dB (do nothing) | improved | worse > 0.5 dB | issue 13 target |",
         "|---|---|---|---|---|---|",
     ]
-    for tier, r in summ[name].items():
-        z = summ["do nothing"][tier]
-        ok = data.get("checks", {}).get(name, {}).get(tier)
+    for tier, rows in summ.items():
+        if tier not in TIERS:
+            continue
+        if name not in rows:
+            return None
+        r, z = rows[name], rows["do nothing"]
+        check = r.get("checks", {})
         lines.append(
-            f"| {tier} | {r['balance_db']:.2f} ({z['balance_db']:.2f}) | {r['width_db']:.2f} "
-            f"({z['width_db']:.2f}) | {100 * r['improved']:.0f} % | {100 * r['worse']:.0f} % | "
-            f"{'met' if ok else 'not met'} |"
+            f"| {tier} | {r['balance_db']:.2f} ({z['balance_db']:.2f}) | {r['width_db']:.2f} ({z['width_db']:.2f}) | "
+            f"{100 * r['improved']:.0f} % | {100 * r['worse']:.0f} % | "
+            f"{'met' if check.get('pass') else 'not met: ' + check.get('why', '')} |"
         )
     return "\n".join(lines)
 

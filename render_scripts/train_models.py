@@ -241,10 +241,12 @@ def fit_shrink(out: np.ndarray, data: dict) -> tuple[list[float], dict]:
         width_only[:, :-1] = 0.0
         bal, _ = _scores(eq_only, data)
         _, wid = _scores(width_only, data)
-        tried["eq"][k] = {"score": float(bal.mean()), "worst_taste_db": float((bal - base_bal)[taste].max())}
+        worst_bal = float((bal - base_bal)[taste].max()) if taste.any() else 0.0
+        worst_wid = float((wid - base_wid)[taste].max()) if taste.any() else 0.0
+        tried["eq"][k] = {"score": float(bal.mean()), "worst_taste_db": worst_bal}
         tried["width"][k] = {
             "score": float(wid.mean()),
-            "worst_taste_db": float((wid - base_wid)[taste].max()),
+            "worst_taste_db": worst_wid,
         }
     chosen = {}
     for part, t in tried.items():

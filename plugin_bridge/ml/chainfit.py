@@ -12,8 +12,8 @@ the mid ``(L+R)/2`` and side ``(L-R)/2`` signals:
    their fixed ``cutoff_hz`` and ``q``) by bounded least squares (`scipy.optimize.least_squares`,
    each gain within its range in the space) so that, per band of a 1/6-octave grid from 30 Hz to
    16 kHz, the damaged mid power times the chain EQ's exact power response (the RBJ biquads of
-   `plugin_bridge.backends.dsp.filters`, `plugin_bridge.ml.degrade.sos_power`, evaluated at every
-   FFT bin and summed per band) matches the original's band power, both in dB with the mean over the
+   `plugin_bridge.backends.dsp.filters`, as `plugin_bridge.ml.eqresponse.eq_bin_power` computes
+   them, evaluated at every FFT bin and summed per band) matches the original's band power, both in dB with the mean over the
    bands removed: the spectral *shape*, independent of loudness;
 2. width: the side/mid ratio (the chain's M/S ``width``: side times ``width``) that gives the
    equalised clip the original's broadband side/mid power ratio, clipped to the space's range;
@@ -32,11 +32,10 @@ import numpy as np
 from scipy.optimize import least_squares
 from scipy.signal import welch
 
-from ..backends.dsp.filters import high_shelf_sos, low_shelf_sos, peak_sos
-from ..chain import Chain, default_chain
+from ..chain import default_chain
 from ..errors import ParameterError
 from ..params import ParamSpace
-from .degrade import sos_power
+from .eqresponse import eq_bin_power, eq_names
 
 #: Welch segment length (samples) of the long-term spectra: 2.7 Hz bins at 44.1 kHz, so that the
 #: narrow 1/6-octave bands at the bottom of the grid hold at least one bin.
@@ -47,7 +46,6 @@ F_LO_HZ, F_HI_HZ = 30.0, 16000.0
 #: Band powers below this fraction of the loudest band (-90 dB) count as silence: a band silent
 #: in both clips does not steer the fit.
 FLOOR = 1e-9
-EQ_TYPES = {"low_shelf": low_shelf_sos, "peak": peak_sos, "high_shelf": high_shelf_sos}
 #: Parameters held neutral by the fit (the rest of the space keeps its defaults, which are neutral).
 NEUTRAL = {"comp.ratio": 1.0, "reverb.wet_level": 0.0, "delay.mix": 0.0, "output.gain_db": 0.0}
 
@@ -72,38 +70,6 @@ def _spectra(audio: np.ndarray, sample_rate: float) -> tuple[np.ndarray, np.ndar
     return f, pm, ps
 
 
-def eq_slots(chain: Chain | None = None) -> list[tuple[str, str, float, float]]:
-    """The EQ slots of ``chain`` (default: the default chain) whose ``gain_db`` is predicted:
-    ``(parameter name, type, cutoff_hz (Hz), q)``; a predicted cutoff or q is taken at its default."""
-    chain = chain or default_chain()
-    out = []
-    for slot in chain.slots:
-        if slot.type not in EQ_TYPES or "gain_db" not in slot.predicted:
-            continue
-
-        def value(key: str, slot=slot) -> float:
-            return float(slot.fixed[key]) if key in slot.fixed else float(slot.predicted[key].default)
-
-        out.append((slot.predicted["gain_db"].name, slot.type, value("cutoff_hz"), value("q")))
-    return out
-
-
-def eq_power(
-    gains_db: np.ndarray | list[float],
-    slots: list[tuple[str, str, float, float]],
-    freqs_hz: np.ndarray,
-    sample_rate: float,
-) -> np.ndarray:
-    """Power response ``|H|^2`` at ``freqs_hz`` of the EQ ``slots`` (`eq_slots`) set to ``gains_db``."""
-    sos = np.concatenate(
-        [
-            EQ_TYPES[kind](sample_rate, fc, float(g), q)
-            for (_, kind, fc, q), g in zip(slots, gains_db, strict=True)
-        ]
-    )
-    return sos_power(sos, freqs_hz, sample_rate)
-
-
 def fit_chain(
     damaged: np.ndarray,
     reference: np.ndarray,
@@ -118,7 +84,7 @@ def fit_chain(
     ``input.gain_db`` (dB) fitted as the module docstring says, everything else at its neutral
     default. The EQ slots (types, cutoffs, Qs) are the default chain's."""
     space = space or default_chain().space
-    slots = eq_slots()
+    names = eq_names()
     f, pm_d, ps_d = _spectra(damaged, sample_rate)
     f_r, pm_r, ps_r = _spectra(reference, sample_rate)
     if len(f_r) != len(f):  # a shorter clip than N_FFT: bring the reference onto the same bins
@@ -146,10 +112,10 @@ def fit_chain(
     target -= target.mean()
 
     def residual(g: np.ndarray) -> np.ndarray:
-        out = 10 * np.log10(bands(d_bins * eq_power(g, slots, fb, sample_rate)) + floor_d)
+        out = 10 * np.log10(bands(d_bins * eq_bin_power(g, freqs_hz=fb, sample_rate=sample_rate)) + floor_d)
         return out - out.mean() - target
 
-    specs = [space.spec(name) for name, *_ in slots]
+    specs = [space.spec(name) for name in names]
     lo = np.array([s.min for s in specs], dtype=np.float64)
     hi = np.array([s.max for s in specs], dtype=np.float64)
     x0 = np.clip(np.array([s.default for s in specs], dtype=np.float64), lo, hi)
@@ -158,9 +124,9 @@ def fit_chain(
 
     values = dict(space.defaults())
     values.update({k: v for k, v in NEUTRAL.items() if k in values})
-    values.update({name: float(g) for (name, *_), g in zip(slots, gains, strict=True)})
+    values.update({name: float(g) for name, g in zip(names, gains, strict=True)})
 
-    h2 = eq_power(gains, slots, f, sample_rate)  # the EQ acts on mid and side alike
+    h2 = eq_bin_power(gains, freqs_hz=f, sample_rate=sample_rate)  # the EQ acts on mid and side alike
     mid_eq, side_eq = float(np.sum(pm_d * h2)), float(np.sum(ps_d * h2))
     mid_ref, side_ref = float(np.sum(pm_r)), float(np.sum(ps_r))
     if "width.width" in values and mid_eq > 0 and side_eq > 0 and mid_ref > 0 and side_ref > 0:

@@ -90,13 +90,18 @@ def rbj_power(
     return num / den
 
 
-def eq_bin_power(gains_db: Any, chain: Chain | None = None, freqs_hz: np.ndarray | None = None) -> Any:
+def eq_bin_power(
+    gains_db: Any,
+    chain: Chain | None = None,
+    freqs_hz: np.ndarray | None = None,
+    sample_rate: float = FEATURE_SR,
+) -> Any:
     """Power response ``(..., F)`` of all EQ slots at gains ``(..., n_slots)`` (dB) at ``freqs_hz``
-    (default: the analysis FFT bins)."""
+    (default: the analysis FFT bins) for ``sample_rate`` (Hz)."""
     freqs = bin_freqs_hz() if freqs_hz is None else freqs_hz
     total = None
     for j, (_, kind, f, q) in enumerate(eq_slots(chain)):
-        p = rbj_power(kind, f, q, gains_db[..., j], freqs, FEATURE_SR)
+        p = rbj_power(kind, f, q, gains_db[..., j], freqs, sample_rate)
         total = p if total is None else total * p
     return total
 

@@ -31,7 +31,7 @@ from .export.recipe import PluginState, Recipe, load_recipe, master_entry, recip
 from .graph import render_session, render_session_array
 from .loudness import integrated_loudness
 from .mastering import LoudnessTarget, MasterResult, MasterSettings, master_array
-from .ml.assistant import Proposal, propose
+from .ml.assistant import Analysis, Proposal, propose
 from .render import render_array, render_file
 
 #: Renders keep effect tails (reverb, delay) in every front end.
@@ -92,12 +92,14 @@ def choose(
     values: Mapping[str, float] | None = None,
     vector: Sequence[float] | None = None,
     intensity: float = 1.0,
+    analysis: Analysis | None = None,
 ) -> Choice:
     """The parameters for a song: proposed by the assistant with ``model`` at ``intensity`` (0..1,
     0 = mastering only; on the default chain), or ``chain`` with ``vector`` or ``values`` (unset
-    parameters at their defaults)."""
+    parameters at their defaults). ``analysis`` (`plugin_bridge.ml.assistant.analyse` of ``audio``)
+    lets several models share one measurement of the song."""
     if model is not None:
-        prop = propose(audio, sample_rate, model, intensity)
+        prop = propose(audio, sample_rate, model, intensity, analysis)
         space = default_space()
         vec = space.to_vector(prop.values)
         return Choice(DEFAULT_CHAIN, space.to_values(vec), [float(v) for v in vec], model, prop)

@@ -21,6 +21,7 @@ import numpy as np
 from .chain import DEFAULT_CHAIN, default_space
 from .files import write_atomic
 from .mastering.settings import MasterSettings
+from .ml.assistant import INPUT_TARGET_LUFS, analyse
 from .ml.inference import ALL_NAMES, check_intensity, load_model
 from .pipeline import choose, load_song, lufs, predict_vector, run_mix
 from .render import render_array
@@ -110,7 +111,7 @@ def _set_by(name: str, decisions: Mapping) -> str:
                 f"confidence {100 * mv['confidence']:.0f} %"
             )
     if name == "input.gain_db":
-        return "measured: brings the song to -18 LUFS before the compressor"
+        return f"measured: brings the song to {INPUT_TARGET_LUFS:g} LUFS before the compressor"
     if name.startswith("comp.") and decisions.get("compressor"):
         return "rule: the compressor rule (below)"
     if name.startswith(("reverb.", "delay.")):
@@ -182,11 +183,14 @@ def mix_song(
     out.mkdir(parents=True, exist_ok=True)
     t_read = time.perf_counter() - t0
     in_lufs = lufs(audio, sr)
+    t = time.perf_counter()
+    analysis = analyse(audio, sr, intensity)  # once for every model
+    t_analyse = time.perf_counter() - t
     results: dict[str, MixResult] = {}
     for m in names:
         t = time.perf_counter()
-        choice = choose(audio, sr, model=m, intensity=intensity)
-        t_choose = time.perf_counter() - t
+        choice = choose(audio, sr, model=m, intensity=intensity, analysis=analysis)
+        t_choose = t_analyse + time.perf_counter() - t
         suffix = "" if model != "all" else f"_{m}"
         done = run_mix(
             audio,

@@ -80,31 +80,58 @@ def input_gain_db(audio: np.ndarray, sample_rate: int) -> float:
     return float(np.clip(INPUT_TARGET_LUFS - lufs, spec.min, spec.max))
 
 
+@dataclass(frozen=True)
+class Analysis:
+    """What the assistant measures of a song once, whatever the model: the clip features
+    (``patch``, ``glob``), the measured ``input_gain_db`` and the compressor rule's ``compressor``
+    choice at ``intensity`` (None at intensity 0)."""
+
+    patch: np.ndarray
+    glob: np.ndarray
+    input_gain_db: float
+    compressor: CompressorChoice | None
+    intensity: float
+
+
+def analyse(audio: np.ndarray, sample_rate: int, intensity: float = 1.0) -> Analysis:
+    """Measure ``audio`` ``(channels, n)`` at ``sample_rate`` Hz for `propose` at ``intensity``:
+    one analysis serves every model (``mix --model all``)."""
+    intensity = check_intensity(intensity)
+    patch, glob = song_features(audio, sample_rate)
+    gain = input_gain_db(audio, sample_rate)
+    comp = compressor_rule(audio, sample_rate, gain, load_dynamics(), intensity) if intensity > 0.0 else None
+    return Analysis(patch, glob, gain, comp, intensity)
+
+
 def propose(
     audio: np.ndarray,
     sample_rate: int,
     model: str | OnnxModel | EnsembleModel = "ensemble",
     intensity: float = 1.0,
+    analysis: Analysis | None = None,
 ) -> Proposal:
     """The assistant's proposal for ``audio`` ``(channels, n)`` at ``sample_rate`` Hz with ``model``
-    (a name or a loaded model) at ``intensity`` (0..1; see the module docstring)."""
+    (a name or a loaded model) at ``intensity`` (0..1; see the module docstring). ``analysis``
+    (`analyse` of the same audio at the same intensity) saves measuring the song again."""
     intensity = check_intensity(intensity)
+    if analysis is None:
+        analysis = analyse(audio, sample_rate, intensity)
+    elif analysis.intensity != intensity:
+        raise ValueError(
+            f"analysis made at intensity {analysis.intensity:g}, proposal asked at {intensity:g}"
+        )
     m = load_model(model) if isinstance(model, str) else model
     space = default_space()
-    patch, glob = song_features(audio, sample_rate)
-    moves = song_moves(m, patch, glob, intensity)
+    moves = song_moves(m, analysis.patch, analysis.glob, intensity)
     values = dict(space.defaults())
     values.update(m.rule_values)
-    gain = input_gain_db(audio, sample_rate)
-    values["input.gain_db"] = gain
-    comp = None
+    values["input.gain_db"] = analysis.input_gain_db
     notes = ["reverb and delay are off: a corrective mix adds no time effects (set them in the recipe)"]
-    if intensity > 0.0:
-        comp = compressor_rule(audio, sample_rate, gain, load_dynamics(), intensity)
-        values.update(comp.values)
+    if analysis.compressor is not None:
+        values.update(analysis.compressor.values)
     else:
         notes.append("intensity 0: no corrective moves and no compression; mastering only")
     for name, v in moves.values().items():
         spec = space.spec(name)
         values[name] = float(np.clip(v, spec.min, spec.max))
-    return Proposal(m.name, values, moves, comp, gain, intensity, notes)
+    return Proposal(m.name, values, moves, analysis.compressor, analysis.input_gain_db, intensity, notes)

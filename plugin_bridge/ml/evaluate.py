@@ -37,7 +37,7 @@ from ..chain import DEFAULT_CHAIN
 from ..errors import ParameterError
 from ..loudness import integrated_loudness, short_loudness
 from ..render import render_array
-from .assistant import propose
+from .assistant import analyse, propose
 from .chainfit import fit_chain
 from .degrade import TIERS, apply_damage, draw_damage
 from .features import FEATURE_SR, to_feature_rate
@@ -298,8 +298,9 @@ def evaluate_folder(
         rows["chain LSQ fit"].append(
             clip_row(clip, render_array(clip.damaged, FEATURE_SR, DEFAULT_CHAIN, values=fit, backend="numpy"))
         )
+        measured = analyse(clip.damaged, FEATURE_SR, intensity)  # once for every model
         for name, model in models.items():
-            prop = propose(clip.damaged, FEATURE_SR, model, intensity)
+            prop = propose(clip.damaged, FEATURE_SR, model, intensity, measured)
             y = render_array(clip.damaged, FEATURE_SR, DEFAULT_CHAIN, values=prop.values, backend="numpy")
             rows[name].append(clip_row(clip, y))
     summary, checks = summarize(rows)

@@ -73,6 +73,8 @@ from pathlib import Path
 import numpy as np
 from _common import SR
 
+from plugin_bridge.ml.evaluate import WORSE_DB, done_when
+
 PACKAGES: dict[str, str] = {
     # package -> the part of its file list that is music
     "pushover-data": "/themes/",
@@ -87,7 +89,6 @@ METRICS = ("balance_db", "width_db", "mrstft")
 QUIET_DB = 15.0
 #: A damaged clip whose peak would exceed this (dBFS) is turned down as a whole before writing.
 PEAK_DBFS = -0.1
-WORSE_DB = 0.5
 TIER_TITLES = {
     "clear": "clear faults",
     "middle": "middle",
@@ -391,35 +392,6 @@ def summarise(clips: list[Clip], rows: list[str]) -> dict[str, dict[str, dict]]:
                 s["checks"] = done_when(tier, s, out[tier][NOTHING])
             out[tier][row] = s
     return out
-
-
-def done_when(tier: str, s: dict, nothing: dict) -> dict:
-    """Issue 13's done-when checks of one row in one tier: ``{"pass": bool, "why": str}``."""
-    if s["failed"]:
-        return {"pass": False, "why": f"{s['failed']} of {s['n']} clips failed"}
-    bal, base = s["balance_db"], nothing["balance_db"]
-    if tier == "clear":
-        parts = [
-            (bal <= 0.5 * base, f"balance {bal / base:.0%} of nothing (<= 50 %)"),
-            (s["improved"] >= 0.9, f"improved {s['improved']:.0%} (>= 90 %)"),
-            (
-                s["width_db"] <= 0.5 * nothing["width_db"],
-                f"width {s['width_db'] / max(nothing['width_db'], 1e-9):.0%} of nothing (<= 50 %)",
-            ),
-        ]
-    elif tier == "middle":
-        parts = [
-            (bal < base, f"balance {bal:.2f} vs {base:.2f} dB (<)"),
-            (s["improved"] >= 0.75, f"improved {s['improved']:.0%} (>= 75 %)"),
-        ]
-    elif tier == "taste":
-        parts = [
-            (s["worse"] == 0.0, f"worse by > {WORSE_DB} dB on {s['worse']:.0%} (none)"),
-            (bal <= base, f"balance {bal:.2f} vs {base:.2f} dB (<=)"),
-        ]
-    else:
-        return {"pass": None, "why": "no check for this tier"}
-    return {"pass": all(p for p, _ in parts), "why": "; ".join(w for p, w in parts if not p) or "all met"}
 
 
 def markdown(summary: dict, rows: list[str], head: str) -> str:

@@ -254,22 +254,38 @@ def summarize(rows: dict[str, list[dict]]) -> tuple[dict, dict]:
             }
     nothing = summary["do nothing"]
     for row, by_tier in summary.items():
-        c = {}
-        if "clear" in by_tier:
-            s, z = by_tier["clear"], nothing["clear"]
-            c["clear"] = (
-                s["balance_db"] <= 0.5 * z["balance_db"]
-                and s["improved"] >= 0.9
-                and s["width_db"] <= 0.5 * z["width_db"]
-            )
-        if "middle" in by_tier:
-            s, z = by_tier["middle"], nothing["middle"]
-            c["middle"] = s["balance_db"] < z["balance_db"] and s["improved"] >= 0.75
-        if "taste" in by_tier:
-            s, z = by_tier["taste"], nothing["taste"]
-            c["taste"] = s["worse"] == 0.0 and s["balance_db"] <= z["balance_db"]
-        checks[row] = c
+        checks[row] = {tier: bool(done_when(tier, s, nothing[tier])["pass"]) for tier, s in by_tier.items()}
     return summary, checks
+
+
+def done_when(tier: str, s: dict, nothing: dict) -> dict:
+    """Issue 13's done-when checks of one row's summary ``s`` in one tier against doing nothing
+    (``nothing``): ``{"pass": bool, "why": str}`` (``why`` names the targets missed)."""
+    if s.get("failed"):
+        return {"pass": False, "why": f"{s['failed']} of {s['n']} clips failed"}
+    bal, base = s["balance_db"], nothing["balance_db"]
+    if tier == "clear":
+        parts = [
+            (bal <= 0.5 * base, f"balance {bal / base:.0%} of nothing (<= 50 %)"),
+            (s["improved"] >= 0.9, f"improved {s['improved']:.0%} (>= 90 %)"),
+            (
+                s["width_db"] <= 0.5 * nothing["width_db"],
+                f"width {s['width_db'] / max(nothing['width_db'], 1e-9):.0%} of nothing (<= 50 %)",
+            ),
+        ]
+    elif tier == "middle":
+        parts = [
+            (bal < base, f"balance {bal:.2f} vs {base:.2f} dB (<)"),
+            (s["improved"] >= 0.75, f"improved {s['improved']:.0%} (>= 75 %)"),
+        ]
+    elif tier == "taste":
+        parts = [
+            (s["worse"] == 0.0, f"worse by > {WORSE_DB} dB on {s['worse']:.0%} (none)"),
+            (bal <= base, f"balance {bal:.2f} vs {base:.2f} dB (<=)"),
+        ]
+    else:
+        return {"pass": None, "why": "no check for this tier"}
+    return {"pass": all(p for p, _ in parts), "why": "; ".join(w for p, w in parts if not p) or "all met"}
 
 
 def clip_row(clip: TierClip, audio: np.ndarray) -> dict:

@@ -34,6 +34,7 @@ import os
 import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -136,19 +137,18 @@ def _basis() -> np.ndarray:
     return np.concatenate([np.stack(cols, axis=1), np.ones((N_BANDS, 1))], axis=1)
 
 
-_PINV: np.ndarray | None = None
+@lru_cache(maxsize=1)
+def _pinv() -> np.ndarray:
+    return np.linalg.pinv(_basis())
 
 
 def oracle_moves(damaged: np.ndarray, reference: np.ndarray) -> np.ndarray:
     """Least-squares chain moves ``(..., n_eq + 1)`` (dB: EQ gains, then 20 log10 width) that bring
     damaged band frames ``(..., 4, B, T)`` closest to the reference's balance and width (linearised
     EQ responses, bands empty in the reference left out; clipped to +-`MOVE_LIMIT_DB`)."""
-    global _PINV
-    if _PINV is None:
-        _PINV = np.linalg.pinv(_basis())
     want = balance_db(reference) - balance_db(damaged)
     want = np.where(balance_db(reference) > EMPTY_BAND_DB, want, 0.0)
-    gains = want @ _PINV.T
+    gains = want @ _pinv().T
     width_db = side_mid_ratio_db(reference) - side_mid_ratio_db(damaged)
     width_db = np.where(side_mid_ratio_db(reference) > MONO_SIDE_DB, width_db, 0.0)
     moves = np.concatenate([gains[..., :-1], np.asarray(width_db)[..., None]], axis=-1)

@@ -44,6 +44,7 @@ from .corpus import (
     oracle_moves,
 )
 from .degrade import Damage
+from .eqresponse import eq_band_power
 from .features import N_BANDS, N_GLOBAL, balance_db, features_from_bands, scale_bands, side_mid_ratio_db
 
 #: Weight of the width error (dB) beside the balance error (dB) in the loss.
@@ -109,8 +110,6 @@ def feature_stats(bank: Mapping[str, np.ndarray], n: int = 2000, seed: int = 0) 
 def audio_losses(torch, moves, damaged, ref):  # noqa: ANN001, ANN201 - torch tensors
     """Per-example ``(balance dB, width dB)`` errors of ``damaged`` band frames corrected by
     ``moves`` ``(n, P)`` (EQ gains in dB, then 20 log10 width) against ``ref``."""
-    from .eqresponse import eq_band_power
-
     h = eq_band_power(moves[:, :-1])
     width = 10.0 ** (moves[:, -1] / 20.0)
     corrected = scale_bands(damaged, h, width)

@@ -153,6 +153,9 @@ def train_one(name: str, args, train, val, info, out: Path, space) -> None:
     torch.set_num_threads(args.threads)
     cfg = (TINY if args.tiny else CONFIGS)[name]
     cfg.seed = args.seed
+    if args.minutes and not args.tiny:
+        cfg.max_seconds = 60.0 * args.minutes
+        cfg.steps = max(cfg.steps, int(cfg.steps * args.minutes / 14.0))
     n_moves = len(eq_names()) + 1
     model, hist = train_model(cfg, train, val, n_moves)
     meta = {"name": name, "space_version": space.version, "space_fingerprint": space.fingerprint}
@@ -406,6 +409,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--threads", type=int, default=1, help="torch threads per training process")
+    ap.add_argument("--minutes", type=float, default=None, help="training time cap per model (default 14)")
     ap.add_argument("--tiny", action="store_true", help="seconds-long smoke configuration")
     ap.add_argument("--models", default=",".join(MODEL_NAMES), help="models to train in this process")
     ap.add_argument("--finish", action="store_true", help="only the ensemble, thresholds, tables and cards")

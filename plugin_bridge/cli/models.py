@@ -5,14 +5,56 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from ..backends import BACKEND_NAMES
 from .mastering import add_max_limiting, add_target
 
 
+def _is_stems(source: str) -> bool:
+    p = Path(source)
+    return p.is_dir() or p.suffix.lower() in (".yaml", ".yml", ".json")
+
+
+def _cmd_mix_stems(args: argparse.Namespace) -> int:
+    from ..stems.job import mix_stems
+
+    r = mix_stems(
+        args.song,
+        args.output_dir,
+        balance=args.balance,
+        target=args.target,
+        backend=args.backend,
+        intensity=args.intensity,
+        max_limiting_db=args.max_limiting,
+    )
+    if args.json:
+        print(json.dumps(r.to_dict(), indent=2))
+        return 0
+    print(
+        f"stems mix: wrote {r.files['mix']} ({len(r.tracks)} tracks, {r.premaster_lufs:.1f} LUFS before "
+        f"mastering -> {r.output_lufs:.1f} LUFS, true peak {r.output_true_peak_dbtp:.1f} dBTP) in "
+        f"{r.seconds.get('total', 0.0):.2f} s"
+    )
+    for t in r.tracks:
+        if t.silent:
+            print(f"  {t.name:<16} silent (kept silent)")
+            continue
+        fx = ", ".join(e["type"] for e in t.effects) or "no inserts"
+        print(f"  {t.name:<16} {t.role:<9} fader {t.gain_db:+6.1f} dB  pan {t.pan:+.2f}  {fx}")
+    print(
+        f"  session {r.files['session']}, stems {r.files['stems']}, presets {r.files['presets']}, report {r.files['report']}"
+    )
+    for n in (*r.notes, *r.warnings):
+        print(f"  note: {n}")
+    return 0
+
+
 def _cmd_mix(args: argparse.Namespace) -> int:
     from ..song_mix import mix_song
 
+    if _is_stems(args.song):
+        return _cmd_mix_stems(args)
     result = mix_song(
         args.song,
         args.output_dir,
@@ -114,8 +156,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     """Add this module's sub-commands to the ``plugin-bridge`` parser."""
     from ..ml.inference import ALL_NAMES
 
-    m = sub.add_parser("mix", help="analyse a song, predict the mix, render, master and write a report")
-    m.add_argument("song")
+    m = sub.add_parser(
+        "mix",
+        help="analyse a song (or a folder of stems, or a session file), predict the mix, render, master, report",
+    )
+    m.add_argument(
+        "song", help="a song file, a folder of stems, or a session file (.yaml) with 'auto' fields"
+    )
     m.add_argument("-o", "--output-dir", required=True)
     m.add_argument("--model", default="ensemble", choices=[*ALL_NAMES, "all"])
     m.add_argument("--backend", default="auto", choices=["auto", *BACKEND_NAMES])
@@ -129,6 +176,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         type=float,
         default=1.0,
         help="how far the corrective moves and the compression go, 0..1 (default 1; 0 = mastering only)",
+    )
+    m.add_argument(
+        "--balance",
+        default="model",
+        choices=("model", "rules", "equal"),
+        help="stems: how the faders are set (default model; rules = role table; equal = equal loudness)",
     )
     m.add_argument("--json", action="store_true")
     m.set_defaults(func=_cmd_mix)

@@ -38,6 +38,7 @@ system-deps:
 demo: install system-deps
 	$(VENV)/bin/plugin-bridge demo -o demo_output
 	$(VENV)/bin/plugin-bridge mix demo_output/demo_song.wav -o demo_output/ai_mix --model all
+	$(VENV)/bin/plugin-bridge mix demo_output/multitrack/stems -o demo_output/ai_stems_mix
 
 test: install-test
 	$(PY) -m pytest -q

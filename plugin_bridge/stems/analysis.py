@@ -23,22 +23,29 @@ Features (`FEATURE_NAMES`, in order):
 - ``corr``: L/R correlation coefficient (1 for mono);
 - ``pan_abs``: the absolute stereo position, 0 (centre) .. 1 (hard side).
 
-Frames are 4096-sample FFTs without overlap (93 ms at 44.1 kHz): a 3-minute stereo track is
-analysed in about 0.1 s.
+Frames are 4096-sample FFTs without overlap (93 ms at 44.1 kHz). The loudness is measured on
+the same spectra (`spectral_loudness`: K-weighting applied to each frame's spectrum, gating blocks
+of four frames every frame), within a few tenths of a LU of the exact BS.1770 meter, so a track is
+transformed once.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 
 import numpy as np
+from scipy import fft as sp_fft
+from scipy.signal import freqz
 
-from ..loudness import integrated_loudness
+from ..loudness import gated_loudness, k_weighting_coefficients, power_to_lufs
 
 #: Third-octave band centres (Hz) of the long-term spectrum feature, 31.5 Hz .. 16 kHz.
 BAND_CENTERS_HZ: tuple[float, ...] = tuple(1000.0 * 2.0 ** (k / 3.0) for k in range(-15, 15))
 N_FFT = 4096
+#: Frames per loudness gating block (4 x 93 ms = 372 ms at 44.1 kHz, BS.1770: 400 ms).
+BLOCK_FRAMES = 4
 #: Frames more than this far below the loudest frame count as inactive (dB).
 ACTIVE_RANGE_DB = 40.0
 #: A track whose peak is below this is silent (dBFS).
@@ -132,34 +139,105 @@ def _frames(x: np.ndarray) -> np.ndarray:
     return x.reshape(x.shape[0], count, N_FFT)
 
 
+@functools.lru_cache(maxsize=8)
+def _k_weight_bins(sample_rate: int) -> np.ndarray:
+    """|H_K(f)|^2 of the BS.1770 K-weighting filters at the FFT bins (N_FFT at ``sample_rate``)."""
+    freqs = np.fft.rfftfreq(N_FFT, 1.0 / sample_rate)
+    h = np.ones(len(freqs), dtype=np.complex128)
+    for b, a in k_weighting_coefficients(sample_rate):
+        h *= freqz(b, a, worN=freqs, fs=sample_rate)[1]
+    return (np.abs(h) ** 2).astype(np.float32)
+
+
+def spectral_loudness(frame_power_k: np.ndarray) -> float:
+    """BS.1770-style integrated loudness (LUFS) from per-frame K-weighted powers (channels summed):
+    gating blocks of `BLOCK_FRAMES` frames (372 ms at 44.1 kHz) every frame (93 ms), gated as BS.1770
+    does (`plugin_bridge.loudness.gated_loudness`). Within a few tenths of a LU of the exact meter on
+    music, at a fraction of its cost: the analysis needs the spectrum anyway."""
+    n = len(frame_power_k)
+    if n < BLOCK_FRAMES:
+        return float(power_to_lufs(float(np.mean(frame_power_k)))) if n else -math.inf
+    cs = np.concatenate(([0.0], np.cumsum(frame_power_k, dtype=np.float64)))
+    blocks = (cs[BLOCK_FRAMES:] - cs[:-BLOCK_FRAMES]) / BLOCK_FRAMES
+    return gated_loudness(blocks)
+
+
+def _bin_weights() -> np.ndarray:
+    """Per-bin factors that turn a Hann-windowed one-sided power spectrum into the frame's mean square."""
+    win = np.hanning(N_FFT)
+    weight = np.full(N_FFT // 2 + 1, 2.0)  # one-sided spectrum: count the other half
+    weight[0] = weight[-1] = 1.0
+    return (weight / (N_FFT * float(np.sum(win**2)))).astype(np.float32)
+
+
+#: Frames transformed per chunk: small buffers, reused (large temporaries cost more than the FFT).
+CHUNK_FRAMES = 64
+
+
+def _spectra(x: np.ndarray, sample_rate: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per frame: the mid signal's power spectrum ``(frames, bins)``, the K-weighted mean square
+    summed over channels ``(frames,)``, and the mid signal's sample peak and mean square (dBFS)."""
+    channels, n = x.shape
+    count = max(1, math.ceil(n / N_FFT))
+    bins = N_FFT // 2 + 1
+    win = np.hanning(N_FFT).astype(np.float32)
+    kbins = _k_weight_bins(sample_rate) * _bin_weights()
+    spec = np.empty((count, bins), dtype=np.float32)
+    frame_k = np.empty(count, dtype=np.float64)
+    peak = np.empty(count, dtype=np.float32)
+    ms = np.empty(count, dtype=np.float32)
+    buf = np.zeros((channels, CHUNK_FRAMES, N_FFT), dtype=np.float32)
+    for f0 in range(0, count, CHUNK_FRAMES):
+        m = min(CHUNK_FRAMES, count - f0)
+        seg = x[:, f0 * N_FFT : (f0 + m) * N_FFT]
+        flat = buf[:, :m].reshape(channels, m * N_FFT)
+        flat[:, : seg.shape[1]] = seg
+        flat[:, seg.shape[1] :] = 0.0
+        frames = buf[:, :m]
+        mid = frames[0] if channels == 1 else 0.5 * (frames[0] + frames[1])
+        peak[f0 : f0 + m] = np.max(np.abs(mid), axis=1)
+        ms[f0 : f0 + m] = np.einsum("fn,fn->f", mid, mid) / N_FFT
+        sp = sp_fft.rfft(frames * win, axis=-1, workers=1)
+        power = sp.real**2 + sp.imag**2
+        frame_k[f0 : f0 + m] = np.einsum("cfb,b->f", power, kbins)
+        if channels == 2:
+            ms_spec = 0.5 * (sp[0] + sp[1])
+            spec[f0 : f0 + m] = ms_spec.real**2 + ms_spec.imag**2
+        else:
+            spec[f0 : f0 + m] = power[0]
+    with np.errstate(divide="ignore"):
+        peak_db = 20.0 * np.log10(peak + 1e-12)
+        ms_db = 10.0 * np.log10(ms + 1e-20)
+    return spec, frame_k, peak_db.astype(np.float32), ms_db.astype(np.float32)
+
+
 def analyse_track(audio: np.ndarray, sample_rate: int) -> TrackAnalysis:
     """Measure one track (``(channels, n)`` float, 1 or 2 channels) at ``sample_rate`` (Hz)."""
     x = np.asarray(audio, dtype=np.float32)
     if x.ndim == 1:
         x = x[None, :]
     channels = x.shape[0]
-    peak = float(np.max(np.abs(x))) if x.size else 0.0
+    n = x.shape[1]
+    peak = float(max(np.max(x), -np.min(x))) if x.size else 0.0
     peak_db = 20.0 * math.log10(peak) if peak > 0 else -math.inf
-    clipped = int(np.count_nonzero(np.abs(x) >= CLIP_LEVEL))
+    clipped = int(np.count_nonzero(np.abs(x) >= CLIP_LEVEL)) if peak >= CLIP_LEVEL else 0
     left, right = (x[0], x[0]) if channels == 1 else (x[0], x[1])
-    pl, pr = float(np.mean(left.astype(np.float64) ** 2)), float(np.mean(right.astype(np.float64) ** 2))
+    pl = float(np.dot(left, left)) / max(n, 1)
+    pr = float(np.dot(right, right)) / max(n, 1)
     pan = 0.0 if channels == 1 else stereo_position(pl, pr)
     silent = not peak_db > SILENCE_DBFS
     features = np.zeros(N_FEATURES, dtype=np.float32)
     band_db = np.full(len(BAND_CENTERS_HZ), -100.0, dtype=np.float32)
     if silent:
         return TrackAnalysis(-math.inf, peak_db, True, clipped, channels, 0.0, 20.0, band_db, features)
-    loud = integrated_loudness(x, sample_rate)
-    mid = 0.5 * (left + right)
-    side = 0.5 * (left - right)
-    win = np.hanning(N_FFT).astype(np.float32)
-    spec = np.abs(np.fft.rfft(_frames(mid[None])[0] * win, axis=-1)) ** 2  # (frames, bins)
+    spec, frame_k, frame_peak, frame_ms = _spectra(x, int(sample_rate))
+    loud = spectral_loudness(frame_k)
     freqs = np.fft.rfftfreq(N_FFT, 1.0 / sample_rate)
-    frame_power = spec.sum(axis=1) + 1e-20
+    frame_power = spec @ _bin_weights() + np.float32(1e-20)  # mid mean square per frame
     frame_db = 10.0 * np.log10(frame_power)
     active = frame_db > frame_db.max() - ACTIVE_RANGE_DB
-    act = spec[active]
-    lts = act.mean(axis=0) + 1e-20  # long-term power spectrum of the active part
+    act = spec if active.all() else spec[active]
+    lts = act.mean(axis=0).astype(np.float64) + 1e-20  # long-term power spectrum of the active part
     total = float(lts.sum())
     masks = _band_edges(freqs)
     band_db = np.array(
@@ -171,28 +249,28 @@ def analyse_track(audio: np.ndarray, sample_rate: int) -> TrackAnalysis:
     roll90 = float(freqs[min(np.searchsorted(cum, 0.90), len(freqs) - 1)])
     low_cut = float(freqs[min(np.searchsorted(cum, LOW_ENERGY_SHARE), len(freqs) - 1)])
     sel = (freqs >= 100.0) & (freqs <= 8000.0)
-    a = act[:, sel] + 1e-20
+    a = act[:, sel] + np.float32(1e-20)
     flatness = float(np.mean(np.exp(np.mean(np.log(a), axis=1)) / np.mean(a, axis=1)))
     if act.shape[0] > 1:
-        diff = np.maximum(np.diff(np.sqrt(act), axis=0), 0.0) ** 2
-        flux = float(np.mean(diff.sum(axis=1)) / np.mean(act.sum(axis=1)))
+        mag = np.sqrt(act)
+        diff = np.maximum(mag[1:] - mag[:-1], 0.0)
+        flux = float(np.mean(np.einsum("fb,fb->f", diff, diff)) / np.mean(act.sum(axis=1)))
     else:
         flux = 0.0
     lv = frame_db[active]
     mean_db = 10.0 * math.log10(float(np.mean(frame_power[active])))
     p10, p50, p90 = (float(v) - mean_db for v in np.percentile(lv, [10, 50, 90]))
-    act_samples = _frames(mid[None])[0][active]
-    frame_peak = 20.0 * np.log10(np.max(np.abs(act_samples), axis=1) + 1e-12)
-    frame_ms = 10.0 * np.log10(np.mean(act_samples.astype(np.float64) ** 2, axis=1) + 1e-20)
-    rms = math.sqrt(float(np.mean(act_samples.astype(np.float64) ** 2)) + 1e-20)
+    frame_peak, frame_ms = frame_peak[active], frame_ms[active]
+    rms = math.sqrt(float(np.mean(10.0 ** (frame_ms / 10.0))) + 1e-20)
     crest = 20.0 * math.log10(peak / rms) if peak > 0 else 0.0
-    pm, ps = float(np.mean(mid.astype(np.float64) ** 2)), float(np.mean(side.astype(np.float64) ** 2))
+    pm = 0.25 * (pl + pr + 2.0 * float(np.dot(left, right)) / n)
+    ps = max(0.25 * (pl + pr) * 2.0 - pm, 0.0)
     side_mid = max(-60.0, 10.0 * math.log10(ps / pm + 1e-12)) if pm > 0 else 0.0
     if channels == 1:
         corr = 1.0
     else:
         den = math.sqrt(pl * pr)
-        corr = float(np.mean(left.astype(np.float64) * right) / den) if den > 0 else 1.0
+        corr = float(np.dot(left, right) / n / den) if den > 0 else 1.0
     features[:] = [
         *band_db,
         _octaves(centroid),

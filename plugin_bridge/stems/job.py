@@ -39,7 +39,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from ..audio_io import read_audio
+from ..audio_io import read_audio, write_audio
 from ..errors import ParameterError
 from ..export import export_recipe
 from ..export.names import safe_name
@@ -47,7 +47,7 @@ from ..export.recipe import master_entry, recipe_from_session
 from ..files import write_atomic
 from ..graph import render_session
 from ..loudness import integrated_loudness
-from ..mastering import LoudnessTarget, MasterSettings, master_file
+from ..mastering import LoudnessTarget, MasterSettings, master_array
 from ..session import MASTER, session_from_dict
 from .analysis import TrackAnalysis, analyse_track
 from .decide import BALANCES, TrackDecision, bus_dicts, decide_mix
@@ -265,14 +265,16 @@ def mix_stems(
         seconds["render"] = time.perf_counter() - t
         t = time.perf_counter()
         pre_audio, _ = read_audio(premaster)
-        pre_lufs = float(integrated_loudness(pre_audio, sr)) if pre_audio.shape[1] else -math.inf
-        del pre_audio
-        mres = master_file(
-            premaster,
-            staging / "mix.wav",
+        pre_lufs = float(integrated_loudness(pre_audio, sr))
+        mastered, mres = master_array(
+            pre_audio,
+            sr,
             target=LoudnessTarget(**entry["target"]),
             settings=MasterSettings(**entry["settings"]),
         )
+        del pre_audio
+        write_audio(staging / "mix.wav", mastered, sr)
+        del mastered
         seconds["master"] = time.perf_counter() - t
         t = time.perf_counter()
         recipe = recipe_from_session(session, model_id=MODEL_ID, backend=rendered.backend, master=entry)

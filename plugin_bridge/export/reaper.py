@@ -244,12 +244,25 @@ def _stored_blocks(plugin: PluginState, program: str) -> list[list[str]]:
     return [vst_block(plugin, program=program)]
 
 
+def _mapped_effects(effects: Sequence[Effect], plugins: Sequence[PluginState], prefix: str) -> list[Effect]:
+    """The effects of a chain that get their mapped Debian plugin (no stored VST3/VST2 in their slot)."""
+    stored = {p.slot: p for p in plugins}
+    return [
+        e
+        for e in effects
+        if getattr(stored.get(prefix + e.id), "format", None) not in ("vst3", "vst2")
+        and not e.is_neutral()
+        and e.type in MAPPED_PLUGINS
+    ]
+
+
 def chain_fx(
     effects: Iterable[Effect],
     track: str,
     plugins: Sequence[PluginState] = (),
     plugin_dir: str = VST3_DIR,
     prefix: str = "",
+    states: Mapping[str, PluginState] | None = None,
 ) -> FxChainExport:
     """Map a track's effects to ``<VST>`` blocks, in chain order.
 
@@ -257,26 +270,21 @@ def chain_fx(
     VST2 with its recipe state) gets that plugin and state; other effects get their mapped Debian
     plugin (`MAPPED_PLUGINS`). LV2 plugins are not written (their REAPER block is not implemented
     here): the slot falls back to the mapped plugin, with a note. Plugins bound to no slot of the
-    chain are appended after it.
+    chain are appended after it. ``states`` (``{"track/effect id": state}``) are the mapped plugins'
+    states when the caller read them already (one child process for a whole project).
     """
     out = FxChainExport()
     stored = {p.slot: p for p in plugins}
     bound: set[str] = set()
     effects = list(effects)
-    builtins = [
-        e
-        for e in effects
-        if getattr(stored.get(prefix + e.id), "format", None) not in ("vst3", "vst2")
-        and not e.is_neutral()
-        and e.type in MAPPED_PLUGINS
-    ]
-    states = dict(
-        zip(
-            (e.id for e in builtins),
-            builtin_plugin_states([(e, f"{track}/{e.id}") for e in builtins], plugin_dir),
-            strict=True,
+    if states is None:
+        builtins = _mapped_effects(effects, plugins, prefix)
+        slots = [f"{track}/{e.id}" for e in builtins]
+        states = dict(
+            zip(
+                slots, builtin_plugin_states(list(zip(builtins, slots, strict=True)), plugin_dir), strict=True
+            )
         )
-    )
     for e in effects:
         p = stored.get(prefix + e.id)
         if p is not None:
@@ -294,7 +302,7 @@ def chain_fx(
         if e.type not in MAPPED_PLUGINS:
             out.notes.append(f"{track}: {e.id} ({e.type}) has no REAPER plugin here and is not exported")
             continue
-        state = states[e.id]
+        state = states[f"{track}/{e.id}"]
         out.plugins.append(state)
         if MAPPED_PLUGINS[e.type][1]:  # mono plugin: one instance per channel
             out.blocks.append(vst_block(state, [0], [0], program=e.id))
@@ -416,6 +424,19 @@ def project_text(
     for p in recipe.plugins:
         extra.setdefault(_slot_owner(p.slot, recipe.kind, nodes, master), []).append(p)
     index = {n["name"]: i for i, n in enumerate(nodes)}
+    wanted: list[tuple[Effect, str]] = []  # every mapped plugin of the project, read in one child
+    if master is not None:
+        wanted += [
+            (e, f"master/{e.id}")
+            for e in _mapped_effects(master["effects"], extra.get("master", ()), "master/")
+        ]
+    for n in nodes:
+        prefix = f"{n['name']}/" if recipe.kind == "session" else ""
+        wanted += [
+            (e, f"{n['name']}/{e.id}")
+            for e in _mapped_effects(n["effects"], extra.get(n["name"], ()), prefix)
+        ]
+    states = dict(zip((slot for _, slot in wanted), builtin_plugin_states(wanted, plugin_dir), strict=True))
     chains: dict[str, FxChainExport] = {}
     notes: list[str] = []
     lines = [
@@ -425,7 +446,7 @@ def project_text(
         "  MASTER_NCH 2 2",
     ]
     if master is not None:
-        mfx = chain_fx(master["effects"], "master", extra.get("master", ()), plugin_dir, "master/")
+        mfx = chain_fx(master["effects"], "master", extra.get("master", ()), plugin_dir, "master/", states)
         chains["master"] = mfx
         notes += mfx.notes
         lines.append(f"  MASTER_VOLUME {_num(10 ** (master['gain_db'] / 20))} {_num(master['pan'])} -1 -1 1")
@@ -434,7 +455,7 @@ def project_text(
     for n in nodes:
         name = n["name"]
         prefix = f"{name}/" if recipe.kind == "session" else ""
-        fx = chain_fx(n["effects"], name, extra.get(name, ()), plugin_dir, prefix)
+        fx = chain_fx(n["effects"], name, extra.get(name, ()), plugin_dir, prefix, states)
         chains[name] = fx
         notes += fx.notes
         to_master = n["output"] == "master"

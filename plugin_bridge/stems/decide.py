@@ -42,8 +42,8 @@ import numpy as np
 
 from ..errors import ParameterError
 from .analysis import BAND_CENTERS_HZ, TrackAnalysis
+from .corpus import ROLES
 
-ROLES: tuple[str, ...] = ("drums", "bass", "vocals", "guitar", "keys", "pad/synth", "other")
 BALANCES = ("model", "rules", "equal")
 #: The mix before mastering lands near this loudness (LUFS).
 MIX_LUFS = -18.0

@@ -46,8 +46,8 @@ from ..export.names import safe_name
 from ..export.recipe import master_entry, recipe_from_session
 from ..files import write_atomic
 from ..graph import render_session
-from ..loudness import integrated_loudness
-from ..mastering import LoudnessTarget, MasterSettings, master_array
+from ..mastering import MasterSettings
+from ..pipeline import apply_master, lufs
 from ..session import MASTER, session_from_dict
 from .analysis import TrackAnalysis, analyse_track
 from .decide import BALANCES, TrackDecision, bus_dicts, decide_mix
@@ -265,13 +265,8 @@ def mix_stems(
         seconds["render"] = time.perf_counter() - t
         t = time.perf_counter()
         pre_audio, _ = read_audio(premaster)
-        pre_lufs = float(integrated_loudness(pre_audio, sr))
-        mastered, mres = master_array(
-            pre_audio,
-            sr,
-            target=LoudnessTarget(**entry["target"]),
-            settings=MasterSettings(**entry["settings"]),
-        )
+        pre_lufs = lufs(pre_audio, sr)
+        mastered, mres = apply_master(pre_audio, sr, entry)  # the mix job's master stage
         del pre_audio
         write_audio(staging / "mix.wav", mastered, sr)
         del mastered

@@ -14,11 +14,11 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 
 $(VENV)/.installed: $(PY) pyproject.toml
-	$(PIP) install -q -e .
+	$(PIP) install -q -e '.[web]'
 	touch $@
 
 $(VENV)/.installed-test: $(VENV)/.installed pyproject.toml
-	$(PIP) install -q -e '.[test,dawdreamer]'
+	$(PIP) install -q -e '.[test,web,dawdreamer]'
 	$(PIP) install -q torch==2.13.0 'onnx>=1.16'
 	touch $@
 

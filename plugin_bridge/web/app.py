@@ -128,20 +128,21 @@ def create_app(workspace: Workspace, allowed_hosts: tuple[str, ...] | None = _LO
 
     async def upload(request: Request) -> Response:
         name = request.query_params.get("name", "")
-        length = request.headers.get("content-length")
-        if length and length.isdigit() and int(length) > ws.limits.max_upload_bytes:
-            raise AccessError(
-                f"the upload is larger than this server takes ({ws.limits.max_upload_bytes / 1e6:g} MB)"
-            )
+        check_audio_name(name)
+        # the body is read to its end even when it is too large (kept no further than the limit),
+        # so that the client is still listening when the one-line refusal comes back
         chunks: list[bytes] = []
         size = 0
         async for chunk in request.stream():
             size += len(chunk)
-            if size > ws.limits.max_upload_bytes:
-                raise AccessError(
-                    f"the upload is larger than this server takes ({ws.limits.max_upload_bytes / 1e6:g} MB)"
-                )
-            chunks.append(chunk)
+            if size <= ws.limits.max_upload_bytes:
+                chunks.append(chunk)
+            elif chunks:
+                chunks.clear()
+        if size > ws.limits.max_upload_bytes:
+            raise AccessError(
+                f"{name}: the upload is larger than this server takes ({ws.limits.max_upload_bytes / 1e6:g} MB)"
+            )
         path = await run_in_threadpool(ws.save_upload, name, chunks)
         try:
             s = await run_in_threadpool(ws.open_path, path, name)
@@ -310,6 +311,7 @@ def serve(
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
+        sock.listen(128)  # connections made from now on wait for the server, none is refused
     except OSError as e:
         raise AccessError(f"cannot listen on {host}:{port} ({e.strerror or e})") from None
     bound = sock.getsockname()[1]

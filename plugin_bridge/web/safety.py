@@ -94,8 +94,8 @@ def list_audio(root: Path, limit: int = 2000) -> list[str]:
                 continue
             out.append(p.relative_to(root).as_posix())
             if len(out) >= limit:
-                return out
-    return out
+                return sorted(out)
+    return sorted(out)
 
 
 def check_duration(path: Path, limits: Limits, label: str | None = None) -> float:

@@ -341,6 +341,8 @@ function init() {
   $("upload").addEventListener("change", async () => {
     const f = $("upload").files[0];
     if (!f) return;
+    const mb = pb.info.limits.max_upload_mb;
+    if (f.size > mb * 1e6) { status(`${f.name}: the upload is larger than this server takes (${mb} MB)`, true); $("upload").value = ""; return; }
     await busy("uploading " + f.name, async () => openSession(await call("POST", "/api/upload?name=" + encodeURIComponent(f.name), f)));
     $("upload").value = "";
   });

@@ -385,6 +385,11 @@ function init() {
     pb.info = await call("GET", "/api/info");
     await refreshFiles();
     await refreshProfile();
+    const sid = location.hash.slice(1);
+    if (sid) {  // a reloaded tab gets its own session back
+      const st = await call("GET", `/api/s/${encodeURIComponent(sid)}`).catch(() => null);
+      if (st) await openSession(st); else history.replaceState(null, "", location.pathname);
+    }
   });
 }
 

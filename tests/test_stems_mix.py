@@ -23,7 +23,7 @@ from plugin_bridge.graph import render_session
 from plugin_bridge.graph.signal_flow import track_pan_gains
 from plugin_bridge.loudness import integrated_loudness
 from plugin_bridge.songgen.multitrack import make_multitrack
-from plugin_bridge.stems.analysis import analyse_track, stereo_position
+from plugin_bridge.stems.analysis import analyse_track, spectral_loudness, stereo_position
 from plugin_bridge.stems.decide import (
     CENTRE_ROLES,
     MIX_LUFS,

@@ -51,6 +51,7 @@ bench: install-test
 	$(PY) bench/bench_render.py
 	$(PY) bench/bench_session.py
 	$(PY) bench/bench_reference.py
+	$(PY) bench/bench_web_preview.py
 
 lint: install-test
 	$(VENV)/bin/ruff check plugin_bridge tests bench

@@ -34,6 +34,7 @@ from .safety import (
 from .workspace import SongSession, Workspace, controls, wav_bytes, waveform
 
 try:
+    import uvicorn
     from starlette.applications import Starlette
     from starlette.concurrency import run_in_threadpool
     from starlette.middleware import Middleware
@@ -297,8 +298,6 @@ def serve(
     """Serve the web app for the songs under ``root`` on ``host``:``port`` (0 = any free port) until
     interrupted; prints the address. ``workspace`` (default: ``root/.plugin-bridge-web``) holds
     uploads, renders and accepted mixes; ``profile`` names the taste profile accepts go to."""
-    import uvicorn
-
     root_p = Path(root).resolve()
     if not root_p.is_dir():
         raise AccessError(f"{root}: the folder to serve does not exist")

@@ -22,6 +22,7 @@ from ..errors import PluginBridgeError
 from ..ml.preference import Profile
 from ..pipeline import load_song
 from ..version import __version__
+from .readouts import wav_bytes, waveform
 from .safety import (
     AccessError,
     Limits,
@@ -31,7 +32,7 @@ from .safety import (
     list_audio,
     resolve_under,
 )
-from .workspace import SongSession, Workspace, controls, wav_bytes, waveform
+from .workspace import SongSession, Workspace, controls
 
 try:
     import uvicorn

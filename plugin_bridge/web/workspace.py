@@ -21,7 +21,6 @@ in the workspace (``uploads/``, ``sessions/<id>/``, ``accepted/``).
 
 from __future__ import annotations
 
-import io
 import math
 import shutil
 import threading
@@ -31,100 +30,27 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 
-from ..analysis import correlation, spectral_profile, stereo_width
 from ..audio_io import write_audio
 from ..backends import get_backend
 from ..chain import DEFAULT_CHAIN, default_chain, default_space
 from ..errors import ParameterError
 from ..export.recipe import master_entry
 from ..files import temporary_file_beside
-from ..loudness import amplitude_to_db, integrated_loudness, loudness_range, true_peak
 from ..ml.assistant import analyse
 from ..ml.preference import Accept, Profile, taste_features
 from ..pipeline import Choice, apply_master, choose, load_song, personalize, render_choice, run_mix
+from .readouts import Readout, finite_or_none, measure
 from .safety import AccessError, Limits, check_audio_name, check_duration, new_session_id, safe_file_name
 
 #: Seconds rendered before the loop region so that the compressor's state has settled (s).
 PRE_ROLL_S = 0.5
 #: Default loop length (s).
 DEFAULT_LOOP_S = 8.0
-#: Columns of the waveform overview.
-WAVEFORM_COLUMNS = 1200
+#: Sessions kept in memory; opening one more forgets the least recently opened.
+MAX_SESSIONS = 16
 #: Undo steps kept per session.
 MAX_HISTORY = 200
-
-
-@dataclass
-class Readout:
-    """Measurements of one version of the loop region: integrated loudness (LUFS), true peak
-    (dBTP), loudness range (LU), stereo width (side/mid energy ratio), L/R correlation and the
-    1/3-octave spectrum (band levels in dB relative to the loudness)."""
-
-    lufs: float | None
-    true_peak_dbtp: float | None
-    lra_lu: float | None
-    width: float | None
-    correlation: float | None
-    spectrum_db: list[float | None]
-
-    def to_dict(self) -> dict:
-        """JSON-ready form."""
-        return {
-            "lufs": self.lufs,
-            "true_peak_dbtp": self.true_peak_dbtp,
-            "lra_lu": self.lra_lu,
-            "width": self.width,
-            "correlation": self.correlation,
-            "spectrum_db": self.spectrum_db,
-        }
-
-
-def _num(v: float, nd: int = 2) -> float | None:
-    return round(float(v), nd) if v is not None and math.isfinite(v) else None
-
-
-def measure(audio: np.ndarray, sample_rate: int) -> Readout:
-    """The `Readout` of ``(channels, n)`` audio at ``sample_rate`` Hz (None for what silence or a
-    clip too short to gate does not have)."""
-    x = np.asarray(audio, dtype=np.float64)
-    try:
-        lufs = float(integrated_loudness(x, sample_rate))
-    except Exception:  # too short to gate
-        lufs = -math.inf
-    try:
-        lra = float(loudness_range(x, sample_rate))
-    except Exception:  # shorter than the 3 s window
-        lra = math.nan
-    prof = spectral_profile(x, sample_rate)
-    rel = prof.levels_db - (lufs if math.isfinite(lufs) else 0.0)
-    return Readout(
-        _num(lufs),
-        _num(amplitude_to_db(true_peak(x))),
-        _num(lra),
-        _num(stereo_width(x), 3),
-        _num(correlation(x), 3),
-        [_num(v, 1) for v in rel],
-    )
-
-
-def wav_bytes(audio: np.ndarray, sample_rate: int) -> bytes:
-    """``audio`` as a 16-bit PCM WAV file in memory (for the browser's player)."""
-    buf = io.BytesIO()
-    sf.write(buf, np.clip(audio, -1.0, 1.0).T, sample_rate, format="WAV", subtype="PCM_16")
-    return buf.getvalue()
-
-
-def waveform(audio: np.ndarray, columns: int = WAVEFORM_COLUMNS) -> list[list[float]]:
-    """``[[min, max], ...]`` of the channel mean in ``columns`` equal slices (for the overview)."""
-    mono = np.asarray(audio, dtype=np.float32).mean(axis=0)
-    n = max(1, min(columns, mono.size))
-    edges = np.linspace(0, mono.size, n + 1).astype(int)
-    return [
-        [round(float(mono[a:b].min()), 3), round(float(mono[a:b].max()), 3)] if b > a else [0.0, 0.0]
-        for a, b in zip(edges[:-1], edges[1:], strict=True)
-    ]
 
 
 def _who_set(name: str, choice: Choice) -> dict:
@@ -397,6 +323,8 @@ class Workspace:
         s.set_loop(start, start + DEFAULT_LOOP_S, self.limits)
         with self._lock:
             self.sessions[sid] = s
+            while len(self.sessions) > MAX_SESSIONS:
+                self.sessions.pop(next(iter(self.sessions)))
         return s
 
     def save_upload(self, name: str, chunks: Iterable[bytes]) -> Path:
@@ -433,8 +361,8 @@ class Workspace:
         s.full_render = {
             "file": Path(path).name,
             "seconds": round(time.perf_counter() - t, 2),
-            "lufs": _num(res.output_lufs),
-            "true_peak_dbtp": _num(res.output_true_peak_dbtp),
+            "lufs": finite_or_none(res.output_lufs),
+            "true_peak_dbtp": finite_or_none(res.output_true_peak_dbtp),
             "warnings": list(res.warnings),
         }
         return s.full_render
@@ -474,8 +402,8 @@ class Workspace:
         entry = {
             "folder": final.name,
             "files": files,
-            "lufs": _num(done.master.output_lufs),
-            "true_peak_dbtp": _num(done.master.output_true_peak_dbtp),
+            "lufs": finite_or_none(done.master.output_lufs),
+            "true_peak_dbtp": finite_or_none(done.master.output_true_peak_dbtp),
             "profile": self.profile.name,
             "profile_accepts": count,
         }

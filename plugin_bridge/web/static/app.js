@@ -261,6 +261,7 @@ async function change(name, value) {
 
 // ---------------------------------------------------------------- session
 async function applyState(st, reload) {
+  if (pb.st && st.id === pb.st.id && st.version < pb.st.version) return;  // an older answer overtaken by a newer one
   const keepControls = pb.st && pb.st.controls;
   pb.st = st;
   if (!st.controls && keepControls) st.controls = keepControls;

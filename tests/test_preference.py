@@ -84,6 +84,43 @@ def test_ten_accepts_halve_the_error_to_a_consistent_users_taste(tmp_path, songs
     assert prof.summary()["mean_moves"]["air.gain_db"] == pytest.approx(AIR_DB, abs=0.05)
 
 
+def test_a_taste_that_depends_on_the_song_is_learned_too(tmp_path, songs):
+    """A user who adds more air the duller the song (0.3 dB per dB of missing top end): the ridge
+    part of the model follows the song's features."""
+
+    def user(x: np.ndarray, ai: dict[str, float]) -> float:
+        high_db = taste_features(x, SR)[4]  # the top band's share of the song's power (dB)
+        return float(np.clip(ai["air.gain_db"] + 0.3 * (-20.0 - high_db), -12.0, 12.0))
+
+    prof = Profile("dull", tmp_path / "dull.sqlite")
+    train, held_out = songs[:10], songs[10:]
+
+    def mean_error() -> float:
+        taste = prof.model()
+        return float(
+            np.mean(
+                [
+                    abs(personalize(ai, taste, x, SR).values["air.gain_db"] - user(x, ai.values))
+                    for x, ai in held_out
+                ]
+            )
+        )
+
+    before = mean_error()
+    for i, (x, ai) in enumerate(train):
+        prof.add(
+            Accept(
+                f"s{i}",
+                tuple(taste_features(x, SR)),
+                ai.values,
+                {**ai.values, "air.gain_db": user(x, ai.values)},
+            )
+        )
+    after = mean_error()
+    print(f"song-dependent taste: air error {before:.2f} dB -> {after:.2f} dB after 10 accepts")
+    assert after <= 0.5 * before
+
+
 def test_an_empty_profile_changes_nothing(tmp_path, songs):
     taste = Profile("empty", tmp_path / "empty.sqlite").model()
     for x, ai in songs[:3]:

@@ -303,7 +303,12 @@ def serve(
     if not root_p.is_dir():
         raise AccessError(f"{root}: the folder to serve does not exist")
     ws_dir = Path(workspace) if workspace is not None else root_p / ".plugin-bridge-web"
-    ws = Workspace(root_p, ws_dir, Profile(profile), limits, model, backend)
+    try:
+        ws = Workspace(root_p, ws_dir, Profile(profile), limits, model, backend)
+    except OSError as e:
+        raise AccessError(
+            f"{ws_dir}: cannot create the workspace ({e.strerror or e}); give --workspace DIR"
+        ) from None
     local = host in _LOCAL_HOSTS
     app = create_app(ws, _LOCAL_HOSTS if local else None)
     family = socket.AF_INET6 if ":" in host else socket.AF_INET

@@ -14,11 +14,11 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 
 $(VENV)/.installed: $(PY) pyproject.toml
-	$(PIP) install -q -e .
+	$(PIP) install -q -e '.[web]'
 	touch $@
 
 $(VENV)/.installed-test: $(VENV)/.installed pyproject.toml
-	$(PIP) install -q -e '.[test,dawdreamer]'
+	$(PIP) install -q -e '.[test,web,dawdreamer]'
 	$(PIP) install -q torch==2.13.0 'onnx>=1.16'
 	touch $@
 
@@ -51,6 +51,7 @@ bench: install-test
 	$(PY) bench/bench_render.py
 	$(PY) bench/bench_session.py
 	$(PY) bench/bench_reference.py
+	$(PY) bench/bench_web_preview.py
 
 lint: install-test
 	$(VENV)/bin/ruff check plugin_bridge tests bench

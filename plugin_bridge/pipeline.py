@@ -32,6 +32,7 @@ from .graph import render_session, render_session_array
 from .loudness import integrated_loudness
 from .mastering import LoudnessTarget, MasterResult, MasterSettings, master_array
 from .ml.assistant import Analysis, Proposal, propose
+from .ml.preference import TasteModel, taste_features
 from .render import render_array, render_file
 
 #: Renders keep effect tails (reverb, delay) in every front end.
@@ -60,19 +61,26 @@ def load_song(
 class Choice:
     """The chain and its parameters for one song: real ``values`` (what renders), the normalized
     ``vector``, the ``model`` that chose them (None for given values) and, for a model's choice,
-    the assistant's ``proposal`` (each move with its confidence, the compressor rule's reasons)."""
+    the assistant's ``proposal`` (each move with its confidence, the compressor rule's reasons) and,
+    when a taste profile moved it (`personalize`), the AI's own ``ai_values`` and the ``taste``
+    profile's accept count."""
 
     chain: str
     values: dict[str, float]
     vector: list[float]
     model: str | None = None
     proposal: Proposal | None = None
+    ai_values: dict[str, float] | None = None
+    taste_accepts: int = 0
 
     def to_dict(self) -> dict:
         """JSON-ready form."""
         out = {"chain": self.chain, "model": self.model, "vector": self.vector, "values": self.values}
         if self.proposal is not None:
             out["decisions"] = self.proposal.to_dict()
+        if self.ai_values is not None:
+            out["ai_values"] = self.ai_values
+            out["taste_accepts"] = self.taste_accepts
         return out
 
 
@@ -106,6 +114,24 @@ def choose(
     space = load_chain(chain).space
     vals = space.to_values(vector) if vector is not None else {**space.defaults(), **dict(values or {})}
     return Choice(str(chain), vals, [float(v) for v in space.to_vector(vals)], None)
+
+
+def personalize(choice: Choice, taste: TasteModel | None, audio: np.ndarray, sample_rate: int) -> Choice:
+    """Taste stage: the AI's ``choice`` for ``audio`` moved toward a user's learned ``taste``
+    (`plugin_bridge.ml.preference`); the same choice for no taste or an empty profile, and for a
+    choice not on the default chain (a taste is learned on the default chain's parameters)."""
+    if taste is None or taste.n == 0 or choice.chain != DEFAULT_CHAIN:
+        return choice
+    space = default_space()
+    values = taste.adjust(choice.values, taste_features(audio, sample_rate))
+    vec = space.to_vector(values)
+    return replace(
+        choice,
+        values=values,
+        vector=[float(v) for v in vec],
+        ai_values=dict(choice.values),
+        taste_accepts=taste.n,
+    )
 
 
 def render_choice(audio: np.ndarray, sample_rate: int, choice: Choice, backend: str) -> np.ndarray:

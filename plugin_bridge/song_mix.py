@@ -23,7 +23,8 @@ from .files import write_atomic
 from .mastering.settings import MasterSettings
 from .ml.assistant import INPUT_TARGET_LUFS, analyse
 from .ml.inference import ALL_NAMES, check_intensity, load_model
-from .pipeline import choose, load_song, lufs, predict_vector, run_mix
+from .ml.preference import Profile
+from .pipeline import choose, load_song, lufs, personalize, predict_vector, run_mix
 from .render import render_array
 
 
@@ -139,6 +140,12 @@ def _report_text(song: str, r: MixResult, space_names: Sequence[str]) -> str:
     lines.append("")
     if r.decisions.get("compressor"):
         lines.append(f"- compressor: {r.decisions['compressor']['reason']}")
+    taste = r.decisions.get("taste")
+    if taste:
+        moved = ", ".join(f"{k} {v:+.2f}" for k, v in taste["moved"].items()) or "nothing"
+        lines.append(
+            f"- your taste (profile {taste['profile']}, {taste['accepts']} accepted mixes) moved: {moved}"
+        )
     lines += [f"- note: {n}" for n in r.decisions.get("notes", [])]
     lines += [f"- warning: {w}" for w in r.warnings]
     if r.files.get("presets"):
@@ -160,6 +167,7 @@ def mix_song(
     downmix: bool = False,
     max_limiting_db: float | None = None,
     intensity: float = 1.0,
+    profile: str | None = None,
 ) -> MixResult | dict[str, MixResult]:
     """Analyse ``song``, predict with ``model`` (``ensemble``, ``cnn``, ``cnn_large``, ``ast`` or ``all``),
     render through the default chain on ``backend``, master to ``target`` (None: the default target)
@@ -169,7 +177,10 @@ def mix_song(
     ``downmix`` folds a file of more than two channels to stereo first; ``max_limiting_db`` caps the
     master's peak limiting (default 6 dB; a target that needs more is not reached, with a warning).
     ``intensity`` (0..1) scales every corrective move and the compression (0 = mastering only).
+    ``profile`` names a taste profile (`plugin_bridge.ml.preference`, filled by the web app's
+    accepts) that moves the AI's proposal toward the user's taste; an empty one changes nothing.
     ``model="all"`` writes one mix per model (A/B) and returns ``{model: MixResult}``."""
+    taste = Profile(profile).model() if profile is not None else None
     settings = MasterSettings.limited_to(max_limiting_db)
     intensity = check_intensity(intensity)
     names = list(ALL_NAMES) if model == "all" else [model]
@@ -189,7 +200,9 @@ def mix_song(
     results: dict[str, MixResult] = {}
     for m in names:
         t = time.perf_counter()
-        choice = choose(audio, sr, model=m, intensity=intensity, analysis=analysis)
+        choice = personalize(
+            choose(audio, sr, model=m, intensity=intensity, analysis=analysis), taste, audio, sr
+        )
         t_choose = t_analyse + time.perf_counter() - t
         suffix = "" if model != "all" else f"_{m}"
         done = run_mix(
@@ -222,6 +235,17 @@ def mix_song(
             presets=[f for f in done.exports if f != "notes"],
             decisions=choice.proposal.to_dict() if choice.proposal is not None else {},
         )
+        if choice.ai_values is not None:
+            res.decisions["taste"] = {
+                "profile": profile,
+                "accepts": choice.taste_accepts,
+                "ai_values": choice.ai_values,
+                "moved": {
+                    k: round(choice.values[k] - v, 3)
+                    for k, v in choice.ai_values.items()
+                    if abs(choice.values[k] - v) > 1e-9
+                },
+            }
         res.seconds = {"read": t_read, "analyse+predict": t_choose, **done.seconds}
         rep_md, rep_json = out / f"report{suffix}.md", out / f"report{suffix}.json"
         res.files = {

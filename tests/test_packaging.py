@@ -9,6 +9,7 @@ import subprocess
 import sys
 import sysconfig
 import venv
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -49,6 +50,9 @@ def test_a_wheel_installed_in_a_fresh_venv_mixes_with_the_shipped_models(tmp_pat
         src,
     )
     (wheel,) = wheels.glob("plugin_bridge-*.whl")
+    with zipfile.ZipFile(wheel) as z:  # the web app's page travels with the package
+        names = set(z.namelist())
+    assert {f"plugin_bridge/web/static/{n}" for n in ("index.html", "app.js", "style.css")} <= names
 
     env_dir = tmp_path / "venv"
     venv.EnvBuilder(with_pip=True).create(env_dir)

@@ -17,7 +17,13 @@ def _is_stems(source: str) -> bool:
 
 
 def _cmd_mix_stems(args: argparse.Namespace) -> int:
+    from ..errors import ParameterError
     from ..stems.job import mix_stems
+
+    if args.profile is not None:
+        raise ParameterError(
+            "--profile applies to a stereo song; a stems mix does not use a taste profile yet"
+        )
 
     r = mix_stems(
         args.song,
@@ -64,6 +70,7 @@ def _cmd_mix(args: argparse.Namespace) -> int:
         downmix=args.downmix,
         max_limiting_db=args.max_limiting,
         intensity=args.intensity,
+        profile=args.profile,
     )
     results = result if isinstance(result, dict) else {args.model: result}
     if args.json:
@@ -182,6 +189,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         default="model",
         choices=("model", "rules", "equal"),
         help="stems: how the faders are set (default model; rules = role table; equal = equal loudness)",
+    )
+    m.add_argument(
+        "--profile",
+        metavar="NAME",
+        default=None,
+        help="move the AI's proposal toward the taste learned in this profile (web app accepts; see 'profile show')",
     )
     m.add_argument("--json", action="store_true")
     m.set_defaults(func=_cmd_mix)

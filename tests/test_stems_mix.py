@@ -95,7 +95,9 @@ def test_analysis_flags_silence_clipping_and_finds_the_low_cut():
     x = noise(4.0, seed=2)
     hp = sosfilt(butter(8, 400, "highpass", fs=SR, output="sos"), x).astype(np.float32)
     a = analyse_track(hp, SR)
-    assert 250 < a.low_cut_hz < 450 and not a.silent and a.clipped_samples == 0
+    # white noise holds 0.5 % of its power in the first ~110 Hz above its lowest frequency
+    assert 400 < a.low_cut_hz < 600 and not a.silent and a.clipped_samples == 0
+    assert analyse_track(x, SR).low_cut_hz < 150
     assert analyse_track(np.zeros((2, SR)), SR).silent
     assert analyse_track(np.clip(4 * x, -1, 1), SR).clipped_samples > 100
     assert analyse_track(0.25 * x, SR).features == pytest.approx(analyse_track(x, SR).features, abs=1e-3)
@@ -113,7 +115,7 @@ def test_name_hints():
 
 
 @settings(max_examples=30, deadline=None)
-@given(st.lists(st.floats(-50, -10), min_size=1, max_size=12), st.data())
+@given(st.lists(st.floats(-36, -10), min_size=1, max_size=12), st.data())
 def test_faders_put_tracks_at_their_targets(loudness, data):
     loud = np.array(loudness)
     targets = np.array(data.draw(st.lists(st.floats(-6, 6), min_size=len(loud), max_size=len(loud))))

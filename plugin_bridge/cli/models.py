@@ -131,6 +131,52 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _multitrack_dirs(data: Path) -> list[Path]:
+    """The reference multitracks of ``data``: the folder itself if it holds stems, else its sub-folders
+    that hold stems (directly or in ``stems/``)."""
+    from ..errors import ParameterError
+    from ..stems.evaluate import stem_files
+
+    def holds(d: Path) -> bool:
+        try:
+            return bool(stem_files(d))
+        except (ParameterError, OSError):
+            return False
+
+    if holds(data):
+        return [data]
+    return sorted(d for d in data.iterdir() if d.is_dir() and not d.name.startswith((".", "_")) and holds(d))
+
+
+def _cmd_eval_stems(args: argparse.Namespace) -> int:
+    import tempfile
+
+    from ..errors import ParameterError
+    from ..stems.evaluate import ROWS, evaluate_multitracks
+
+    data = Path(args.data)
+    if not data.is_dir():
+        raise ParameterError(f"{data}: not a folder of reference multitracks")
+    dirs = _multitrack_dirs(data)[: args.limit or None]
+    if not dirs:
+        raise ParameterError(f"{data}: no multitrack found (a folder of stems, or sub-folders of stems)")
+    rows = [r.strip() for r in args.rows.split(",") if r.strip()]
+    for r in rows:
+        if r not in ROWS:
+            raise ParameterError(f"unknown row {r!r}; valid: {', '.join(ROWS)}")
+    log = None if args.json else (lambda line: print(line, file=sys.stderr))
+    with tempfile.TemporaryDirectory(prefix="plugin-bridge-eval-stems-") as tmp:
+        res = evaluate_multitracks(dirs, args.work or tmp, seed=args.seed, rows=rows, log=log)
+    if args.json:
+        print(json.dumps(res.to_dict(), indent=2))
+    else:
+        print(
+            f"{len(dirs)} multitracks from {data}, faders, pans and EQs scrambled (seed {args.seed}): {res.seconds:.1f} s"
+        )
+        print(res.table())
+    return 0
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
     import runpy
     from pathlib import Path
@@ -212,6 +258,22 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--intensity", type=float, default=1.0, help="as mix --intensity")
     e.add_argument("--json", action="store_true")
     e.set_defaults(func=_cmd_eval)
+
+    es = sub.add_parser(
+        "eval-stems",
+        help="scramble reference multitracks (faders, pans, EQ), mix them, measure each track's level against the reference",
+    )
+    es.add_argument("--data", required=True, help="a multitrack (folder of stems) or a folder of multitracks")
+    es.add_argument(
+        "--rows", default="as given,equal loudness,rules,model", help="rows to run, comma-separated"
+    )
+    es.add_argument("--seed", type=int, default=0)
+    es.add_argument("--limit", type=int, default=0, help="at most this many multitracks (0: all)")
+    es.add_argument(
+        "--work", default=None, help="keep the scrambled stems and mixes here (default: a temp folder)"
+    )
+    es.add_argument("--json", action="store_true")
+    es.set_defaults(func=_cmd_eval_stems)
 
     t = sub.add_parser("train", help="train the models from a corpus (needs the torch extra)")
     t.add_argument("corpus", help="corpus folder from render_scripts/build_corpus.py")

@@ -23,7 +23,7 @@ from plugin_bridge.graph import render_session
 from plugin_bridge.graph.signal_flow import track_pan_gains
 from plugin_bridge.loudness import integrated_loudness
 from plugin_bridge.songgen.multitrack import make_multitrack
-from plugin_bridge.stems.analysis import analyse_track, spectral_loudness, stereo_position
+from plugin_bridge.stems.analysis import analyse_track, stereo_position
 from plugin_bridge.stems.decide import (
     CENTRE_ROLES,
     MIX_LUFS,
@@ -53,7 +53,11 @@ def song(tmp_path_factory) -> Path:
     n = read_audio(stems / "bass.wav")[0].shape[1]
     _wav(stems / "silence.wav", np.zeros((2, n), np.float32))
     t = np.arange(int(5.0 * 48000)) / 48000
-    _wav(stems / "vox.wav", (0.2 * np.sin(2 * np.pi * 330 * t) * (1 + np.sin(2 * np.pi * 3 * t))).astype(np.float32), 48000)
+    _wav(
+        stems / "vox.wav",
+        (0.2 * np.sin(2 * np.pi * 330 * t) * (1 + np.sin(2 * np.pi * 3 * t))).astype(np.float32),
+        48000,
+    )
     loud = np.clip(3.0 * noise(6.0, seed=5), -1.0, 1.0).astype(np.float32)
     _wav(stems / "hot noise.wav", loud)
     return stems
@@ -152,9 +156,16 @@ def test_stems_mix_writes_every_output(mixed, song):
     rep = json.loads((out / "report.json").read_text())
     assert {t["name"] for t in rep["tracks"]} == set(names)
     assert rep["output_lufs"] == pytest.approx(-14.0, abs=0.5)
-    assert integrated_loudness(read_audio(out / "mix.wav")[0], SR) == pytest.approx(rep["output_lufs"], abs=0.05)
+    assert integrated_loudness(read_audio(out / "mix.wav")[0], SR) == pytest.approx(
+        rep["output_lufs"], abs=0.05
+    )
     text = (out / "report.md").read_text()
-    for word in ("silence: silent", "vox: 48000 Hz, resampled", "hot noise: the stem clips", "differ in length"):
+    for word in (
+        "silence: silent",
+        "vox: 48000 Hz, resampled",
+        "hot noise: the stem clips",
+        "differ in length",
+    ):
         assert word in text
     assert not list(out.glob(".stems-mix-*"))  # staging removed
 
@@ -180,7 +191,9 @@ def test_processed_stems_sit_at_the_rule_balance(mixed):
 
 def test_session_re_renders_the_stems_and_recipe_the_mix(mixed, tmp_path):
     out, r = mixed
-    res = render_session(out / "session.yaml", tmp_path / "raw.wav", stems_out=tmp_path / "st", backend="pedalboard")
+    res = render_session(
+        out / "session.yaml", tmp_path / "raw.wav", stems_out=tmp_path / "st", backend="pedalboard"
+    )
     for p in (out / "stems").iterdir():
         assert np.array_equal(read_audio(p)[0], read_audio(tmp_path / "st" / p.name)[0]), p.name
     assert res.frames == sf.info(out / "mix.wav").frames
@@ -211,7 +224,9 @@ def test_session_file_keeps_what_the_user_set(song, tmp_path):
     data = yaml.safe_load((tmp_path / "out" / "session.yaml").read_text())
     by = {t["name"]: t for t in data["tracks"]}
     assert by["bass"]["gain_db"] == -7.5 and by["drums"]["pan"] == 0.4
-    assert by["keys"]["gain_db"] == pytest.approx(next(t for t in r.tracks if t.name == "keys").gain_db, abs=0.01)
+    assert by["keys"]["gain_db"] == pytest.approx(
+        next(t for t in r.tracks if t.name == "keys").gain_db, abs=0.01
+    )
 
 
 def test_bad_input_is_one_line_and_writes_nothing(song, tmp_path, capsys):
@@ -238,6 +253,8 @@ def test_bad_input_is_one_line_and_writes_nothing(song, tmp_path, capsys):
 
 
 def test_cli_mixes_a_folder(song, tmp_path, capsys):
-    assert main(["mix", str(song), "-o", str(tmp_path / "o"), "--balance", "rules", "--backend", "numpy"]) == 0
+    assert (
+        main(["mix", str(song), "-o", str(tmp_path / "o"), "--balance", "rules", "--backend", "numpy"]) == 0
+    )
     text = capsys.readouterr().out
     assert "stems mix: wrote" in text and "silent (kept silent)" in text

@@ -495,3 +495,73 @@ class BlockProcessor:
         for live in self._live or ():
             y = live.process(y)
         return y.astype(np.float32)
+
+
+def audio_devices() -> tuple[list[str], list[str]]:
+    """``(input device names, output device names)`` as pedalboard's AudioStream sees them."""
+    from pedalboard.io import AudioStream
+
+    return list(AudioStream.input_device_names), list(AudioStream.output_device_names)
+
+
+def check_devices(input_device: str, output_device: str) -> None:
+    """Raise `AudioError` in one line when the machine has no audio device, or when a device name
+    is not one of those it lists (the valid names are given)."""
+    inputs, outputs = audio_devices()
+    if not inputs or not outputs:
+        raise AudioError(
+            "this machine has no audio "
+            + (
+                "input or output devices"
+                if not inputs and not outputs
+                else "input device"
+                if not inputs
+                else "output device"
+            )
+            + " (pedalboard's AudioStream lists none): live processing needs an audio interface"
+        )
+    for name, names, kind in ((input_device, inputs, "input"), (output_device, outputs, "output")):
+        if name not in names:
+            raise AudioError(f"no {kind} device {name!r}; {kind} devices here: {', '.join(names)}")
+
+
+def run_live(
+    input_device: str,
+    output_device: str,
+    processor: BlockProcessor,
+    block_size: int = 128,
+    seconds: float | None = None,
+) -> int:
+    """Play ``input_device`` through ``processor`` to ``output_device`` in blocks of ``block_size``
+    samples (pedalboard's AudioStream: one stream reads, the other plays) until interrupted or
+    ``seconds`` have passed; returns the number of blocks processed.
+
+    Raises `AudioError` in one line when the machine has no audio device, or when a device name is
+    not one of those it lists (the valid names are given).
+    """
+    from pedalboard.io import AudioStream
+
+    if not 16 <= block_size <= 8192:
+        raise ParameterError(f"block size must be 16-8192 samples, got {block_size}")
+    check_devices(input_device, output_device)
+    sr = processor.sample_rate
+    blocks = 0
+    limit = None if seconds is None else int(seconds * sr / block_size)
+    with (
+        AudioStream(
+            input_device_name=input_device,
+            sample_rate=sr,
+            buffer_size=block_size,
+            num_input_channels=processor.channels,
+        ) as source,
+        AudioStream(
+            output_device_name=output_device,
+            sample_rate=sr,
+            buffer_size=block_size,
+            num_output_channels=processor.out_channels,
+        ) as sink,
+    ):
+        while limit is None or blocks < limit:
+            sink.write(processor.process(np.asarray(source.read(block_size), dtype=np.float32)), sr)
+            blocks += 1
+    return blocks

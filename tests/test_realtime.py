@@ -6,6 +6,8 @@ import numpy as np
 import pytest
 from signals import SR, pink_noise, sine
 
+from plugin_bridge import realtime
+from plugin_bridge.cli import main
 from plugin_bridge.errors import AudioError, ParameterError
 from plugin_bridge.export.recipe import recipe_from_chain
 from plugin_bridge.realtime import BlockProcessor
@@ -152,3 +154,16 @@ def test_bad_input_is_one_clear_error():
         BlockProcessor("default", SR, backend="pedalboard").set_values({"output.gain_db": -1.0})
     with pytest.raises(ParameterError, match="sample rate"):
         BlockProcessor("default", 0)
+
+
+def test_live_says_in_one_line_when_the_machine_has_no_audio_device(capsys, monkeypatch):
+    monkeypatch.setattr(realtime, "audio_devices", lambda: ([], []))
+    assert main(["live", "--in", "Mic", "--out", "Speakers"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        "plugin-bridge: error: this machine has no audio input or output devices (pedalboard's "
+        "AudioStream lists none): live processing needs an audio interface"
+    ]
+    monkeypatch.setattr(realtime, "audio_devices", lambda: (["USB In"], ["USB Out"]))
+    assert main(["live", "--in", "Mic", "--out", "USB Out"]) == 1
+    assert "no input device 'Mic'; input devices here: USB In" in capsys.readouterr().err

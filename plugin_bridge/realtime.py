@@ -57,8 +57,10 @@ from .backends.dsp.convolve import PartitionedConvolver
 from .chain import Chain, load_chain
 from .effects import Effect, clamp_to_sample_rate, effect_specs, tail_seconds
 from .errors import AudioError, ParameterError
-from .export.recipe import Recipe
+from .export.recipe import Recipe, session_of
+from .graph import SessionGraph
 from .render import prepare_processor
+from .session import Session, load_session
 
 log = logging.getLogger(__name__)
 
@@ -495,6 +497,53 @@ class BlockProcessor:
         for live in self._live or ():
             y = live.process(y)
         return y.astype(np.float32)
+
+
+class SessionBlockProcessor:
+    """A multitrack session (file, `Session` or session `Recipe`) mixed block by block.
+
+    Each call renders the next ``n`` frames of the master mix; tracks read their stem files unless
+    ``inputs`` hands them live blocks. ``latency`` (samples) is the session's compensated latency
+    (every track aligned to the slowest path), fixed for the processor's life. Settings are fixed
+    (`BlockProcessor` changes a chain's settings while it runs). Backends: numpy or pedalboard.
+    """
+
+    def __init__(self, session: Session | Recipe | str | os.PathLike, backend: str = "numpy") -> None:
+        if isinstance(session, Recipe):
+            session = session_of(session)
+        s = session if isinstance(session, Session) else load_session(session)
+        be = get_backend(backend)
+        if not be.streaming:
+            raise ParameterError(
+                f"the {be.name} backend renders whole buffers; live blocks need numpy or pedalboard"
+            )
+        self.graph = SessionGraph(s, be)
+        self.sample_rate = float(self.graph.sample_rate)
+        self.latency = int(self.graph.latency)
+        self.out_channels = 2
+        self.tracks = {name: src.channels for name, src in self.graph.sources.items()}
+
+    def process(self, n: int, inputs: Mapping[str, np.ndarray] | None = None) -> np.ndarray:
+        """The next ``n`` frames of the master mix, ``(2, n)`` float32, delayed by ``latency``;
+        ``inputs`` maps track names to ``(channels, n)`` live blocks (checked)."""
+        if not (isinstance(n, int | np.integer) and n >= 0):
+            raise ParameterError(
+                f"SessionBlockProcessor: block length must be a whole number >= 0, got {n!r}"
+            )
+        blocks = {}
+        for name, block in (inputs or {}).items():
+            if name not in self.tracks:
+                raise ParameterError(f"no audible track {name!r}; tracks: {', '.join(self.tracks)}")
+            x = np.asarray(block, dtype=np.float32)
+            if x.shape != (self.tracks[name], n):
+                raise AudioError(
+                    f"track {name!r}: expected a ({self.tracks[name]}, {n}) block, got shape {x.shape}"
+                )
+            blocks[name] = x
+        if n == 0:
+            return np.zeros((2, 0), dtype=np.float32)
+        mix, _ = self.graph.process(int(n), blocks)
+        return np.asarray(mix, dtype=np.float32)
 
 
 def audio_devices() -> tuple[list[str], list[str]]:

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from session_files import tracks, write_session, write_wav
 from signals import SR, pink_noise, sine
 
 from plugin_bridge import realtime
 from plugin_bridge.cli import main
 from plugin_bridge.errors import AudioError, ParameterError
 from plugin_bridge.export.recipe import recipe_from_chain
-from plugin_bridge.realtime import BlockProcessor
+from plugin_bridge.graph import render_session_array
+from plugin_bridge.realtime import BlockProcessor, SessionBlockProcessor
 from plugin_bridge.render import render_array
 
 #: A mix of the default chain with every kind of stage active (gain, compressor, EQ, reverb, delay, width).
@@ -167,3 +169,28 @@ def test_live_says_in_one_line_when_the_machine_has_no_audio_device(capsys, monk
     monkeypatch.setattr(realtime, "audio_devices", lambda: (["USB In"], ["USB Out"]))
     assert main(["live", "--in", "Mic", "--out", "USB Out"]) == 1
     assert "no input device 'Mic'; input devices here: USB In" in capsys.readouterr().err
+
+
+def test_a_session_mixes_block_by_block_like_the_offline_render(tmp_path):
+    write_wav(tmp_path, "a.wav", pink_noise(0.3, seed=2))
+    write_wav(tmp_path, "b.wav", sine(220.0, 0.3, level_db=-9.0, channels=1))
+    data = {
+        "tracks": tracks(
+            "a", "b", b={"pan": -0.4, "gain_db": -2.0, "sends": [{"bus": "room", "level_db": -6}]}
+        ),
+        "buses": [{"name": "room", "chain": "default"}],
+        "master": {"chain": "master"},
+    }
+    path = write_session(tmp_path, data)
+    ref, sr, _ = render_session_array(path, backend="numpy", tail=False)
+    proc = SessionBlockProcessor(path, backend="numpy")
+    assert proc.latency == 219 and proc.tracks == {"a": 2, "b": 1}
+    total = ref.shape[1] + proc.latency
+    out = np.concatenate([proc.process(min(100, total - i)) for i in range(0, total, 100)], axis=1)
+    assert _error_db(out[:, proc.latency :], ref) < -100.0
+    # live input replaces a track's stem file
+    live = SessionBlockProcessor(path, backend="numpy")
+    with pytest.raises(AudioError, match=r"track 'b': expected a \(1, 64\) block"):
+        live.process(64, {"b": np.zeros((2, 64), np.float32)})
+    silent_b = live.process(64, {"b": np.zeros((1, 64), np.float32)})
+    assert silent_b.shape == (2, 64)

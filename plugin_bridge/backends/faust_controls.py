@@ -74,8 +74,9 @@ _CONTROL_HELPERS = {
         "ballistics(ms) = exp(-2.0 * ma.PI * 1000.0 / (ma.SR * ms));"
     ),
     "verbsr": (
-        "// Freeverb with delay lengths for the host's rate (JUCE: int(SR) * tuning / 44100, floor).\n"
-        "vlen(t) = max(1, int(floor(float(int(ma.SR)) * t / 44100.0)));\n"
+        "// Freeverb with delay lengths for the host's rate (JUCE: int(SR) * tuning / 44100, floor; the\n"
+        "// 1e-6 keeps an exact quotient whole however Faust orders the float operations).\n"
+        "vlen(t) = max(1, int(floor(float(int(ma.SR)) * t / 44100.0 + 1e-6)));\n"
         "vcombsr(N, t, fb, d) = (+ ~ (de.delay(N, vlen(t) - 1) : lp : *(fb))) : de.delay(N, vlen(t))\n"
         "with { lp = *(1.0 - d) : + ~ *(d); };\n"
         "vallpsr(N, t) = _ <: ((+ ~ (de.delay(N, vlen(t) - 1) : *(0.5))) : de.delay(N, vlen(t))), _ : -;"

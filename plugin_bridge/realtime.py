@@ -17,12 +17,13 @@ How changes are smoothed (numpy backend, float64 inside):
 
 - gains, width, pan, the compressor's threshold/ratio/make-up, the reverb's dry and wet levels and
   the delay's mix glide linearly, sample by sample, over ``smoothing_ms``;
-- filters, the reverb's room/damping/width and the delay's time/feedback are linear systems: a
-  change starts a new instance and the input crossfades from the old one to the new one over
-  ``smoothing_ms``; the old one rings out on silence (its reverb tail or echoes are kept), so
-  nothing jumps. Changes arriving during a crossfade are applied when it ends. A new reverb room
-  (size, damping, width) computes a new impulse response (0.1-0.3 s of CPU) and runs two
-  convolutions while the old tail rings out: fine for a change now and then, not for automation;
+- the reverb runs as JUCE's Freeverb itself (8 combs and 4 allpasses per side, sample by sample:
+  the offline numpy backend convolves with its impulse response), so its room size, damping and
+  width glide sample by sample too, its tail kept;
+- filters and the delay's time/feedback are linear systems: a change starts a new instance and the
+  input crossfades from the old one to the new one over ``smoothing_ms``; the old one rings out
+  on silence (its echoes are kept), so nothing jumps. Changes arriving during a crossfade are
+  applied when it ends;
 - the compressor's attack and release and the limiter's ceiling and release are set in place (the
   envelope and the limiter's look-ahead smoothing keep the gain continuous); the limiter's
   look-ahead sets the latency and cannot change.
@@ -47,13 +48,12 @@ from .backends.dsp import (
     ballistics_coefficient,
     delay_samples,
     first_order_highpass_sos,
-    freeverb_wet_irs,
     high_shelf_sos,
     low_shelf_sos,
     peak_sos,
 )
-from .backends.dsp._kernels import peak_envelope, sos_filter
-from .backends.dsp.convolve import PartitionedConvolver
+from .backends.dsp._kernels import FreeverbState, freeverb, peak_envelope, sos_filter
+from .backends.dsp.reverb import ALLPASS_TUNINGS, COMB_TUNINGS, INPUT_GAIN, STEREO_SPREAD, scaled_length
 from .chain import Chain, load_chain
 from .effects import Effect, clamp_to_sample_rate, effect_specs, tail_seconds
 from .errors import AudioError, ParameterError
@@ -184,19 +184,6 @@ class _Identity:
         return x
 
 
-class _Conv:
-    """A reverb's wet convolution (input: the mono sum) as a stage-like object."""
-
-    def __init__(self, irs: np.ndarray) -> None:
-        self.outputs = irs.shape[0]
-        self._conv = PartitionedConvolver(irs) if irs.shape[1] else None
-
-    def process64(self, x: np.ndarray) -> np.ndarray:
-        if self._conv is None:
-            return np.zeros((self.outputs, x.shape[-1]))
-        return self._conv.process(x)
-
-
 _DESIGNS = {"low_shelf": low_shelf_sos, "peak": peak_sos, "high_shelf": high_shelf_sos}
 
 
@@ -217,7 +204,16 @@ class _LiveEffect:
         if t in _DESIGNS or t == "highpass":
             self.switch = _Switch(self._make_filter, self._filter_settings(effect))
         elif t == "reverb":
-            self.switch = _Switch(self._make_reverb, (p["room_size"], p["damping"], p["width"]))
+            sides = range(channels)  # mono: the left bank only (as JUCE's processMono)
+            self.verb = FreeverbState(
+                np.array(
+                    [[scaled_length(c + STEREO_SPREAD * s, self.sr) for c in COMB_TUNINGS] for s in sides]
+                ),
+                np.array(
+                    [[scaled_length(a + STEREO_SPREAD * s, self.sr) for a in ALLPASS_TUNINGS] for s in sides]
+                ),
+            )
+            self._verb_idle = False
         elif t == "delay":
             self.switch = _Switch(self._make_delay, (delay_samples(p["delay_ms"], self.sr), p["feedback"]))
         elif t == "compressor":
@@ -247,11 +243,6 @@ class _LiveEffect:
             sos = _DESIGNS[self.type](self.sr, *settings)
         return _Biquads(self.channels, sos), _filter_tail(sos)
 
-    def _make_reverb(self, settings: tuple) -> tuple[_Conv, int]:
-        room, damping, width = settings
-        irs = freeverb_wet_irs(self.sr, room, damping, 1.0, width, self.channels)
-        return _Conv(irs), irs.shape[1] + 1
-
     def _make_delay(self, settings: tuple) -> tuple[FeedbackDelay, int]:
         d, fb = settings
         tail = math.ceil(
@@ -271,8 +262,6 @@ class _LiveEffect:
         t = self.type
         if t in _DESIGNS or t == "highpass":
             self.switch.set(self._filter_settings(effect), fade)
-        elif t == "reverb":
-            self.switch.set((p["room_size"], p["damping"], p["width"]), fade)
         elif t == "delay":
             self.switch.set((delay_samples(p["delay_ms"], self.sr), p["feedback"]), fade)
         elif t == "compressor":
@@ -293,8 +282,8 @@ class _LiveEffect:
     # ---- processing -------------------------------------------------------------------------
 
     def _skip(self, level: np.ndarray) -> bool:
-        """True when a reverb's or delay's wet part is silent and idle (``level`` 0, nothing fading
-        or ringing): it is not run, and starts from silence (a fresh instance) when it returns."""
+        """True when the delay's wet part is silent and idle (``level`` 0, nothing fading or
+        ringing): it is not run, and its input fades in from silence when it returns."""
         sw = self.switch
         if np.any(level != 0.0) or sw.fading is not None or sw.retiring:
             if getattr(self, "_stale", False):  # its input fades in from silence
@@ -329,13 +318,21 @@ class _LiveEffect:
                 return y
             return y * (10.0 ** (np.asarray(makeup_db) / 20.0))
         if t == "reverb":
-            dry, wet = 2.0 * np.asarray(r["dry_level"].take(n)), np.asarray(r["wet_level"].take(n))
-            for k in ("room_size", "damping", "width"):
-                r[k].take(n)
+            dry, wet = 2.0 * np.asarray(r["dry_level"].take(n)), 3.0 * np.asarray(r["wet_level"].take(n))
+            room, damping, width = (np.asarray(r[k].take(n)) for k in ("room_size", "damping", "width"))
             y = x * dry
-            if self._skip(wet):
+            if np.all(wet == 0.0):
+                self._verb_idle = True  # silent: not run; starts from silence when the wet level rises
                 return y
-            return y + wet * self.switch.process(x.sum(axis=0) if self.channels == 2 else x[0])
+            if self._verb_idle:
+                self.verb.reset()
+                self._verb_idle = False
+            mono = INPUT_GAIN * (x.sum(axis=0) if self.channels == 2 else x[0])
+            out = freeverb(self.verb, mono, 0.7 + 0.28 * room, 0.4 * damping)
+            w1, w2 = 0.5 * wet * (1.0 + width), 0.5 * wet * (1.0 - width)
+            if self.channels == 1:
+                return y + w1 * out
+            return y + np.stack((w1 * out[0] + w2 * out[1], w1 * out[1] + w2 * out[0]))
         if t == "delay":
             mix = np.asarray(r["mix"].take(n))
             for k in ("delay_ms", "feedback"):

@@ -30,7 +30,7 @@ from plugin_bridge.errors import FormatError
 from plugin_bridge.export import export_recipe, lv2
 from plugin_bridge.export.plugin_state import PluginState
 from plugin_bridge.export.recipe import recipe_from_chain
-from plugin_bridge.render import prepare_processor
+from plugin_bridge.render import prepare_processor, render_array
 
 #: An AI-like mix of the default chain: gain, EQ moves, glue compression, reverb, a little delay.
 MIX_VALUES = {
@@ -284,3 +284,20 @@ def test_a_session_recipe_is_refused_in_one_line(built):
     session = replace(recipe, kind="session", session={})
     with pytest.raises(FormatError, match="LV2 export needs a chain recipe"):
         lv2.lv2_plugins(session, "mix")
+
+
+def test_the_plugin_follows_the_hosts_sample_rate(built):
+    recipe, bundle = built["song"]
+    sr = 48000
+    x = np.concatenate([pink_noise(1.0, sr=sr, level_db=-18.0), np.zeros((2, sr), np.float32)], axis=1)
+    src, target = built["dir"].parent / "in48.wav", built["dir"].parent / "lv2file_48.wav"
+    sf.write(src, x.T, sr, subtype="FLOAT")
+    env = dict(os.environ, LV2_PATH=str(built["dir"]))
+    res = subprocess.run(
+        ["lv2file", "-i", str(src), "-o", str(target), _uri(bundle)], env=env, capture_output=True
+    )
+    assert res.returncode == 0, res.stderr
+    theirs = sf.read(target, dtype="float64", always_2d=True)[0].T
+    ours = render_array(x, sr, list(recipe.effects), backend="pedalboard").astype(np.float64)
+    residual = 10 * np.log10(np.sum((theirs - ours) ** 2) / np.sum(ours**2))
+    assert residual < -60.0  # filters, compressor, reverb lengths and delay time all at 48 kHz

@@ -393,7 +393,7 @@ def _run(cmd: Sequence[str], cwd: Path, what: str) -> None:
 
 
 def compile_plugin(plugin: Lv2Plugin, folder: Path, max_rate: int = MAX_SAMPLE_RATE) -> Path:
-    """Compile ``plugin`` into ``folder/<stem>.so`` (faust -double, then g++ -O2); returns the path.
+    """Compile ``plugin`` into ``folder/<stem>.so`` (faust -double -ftz 2, then g++ -O2); returns the path.
 
     ``max_rate`` (Hz) is the highest sample rate the plugin accepts (its delay lines are sized for
     `MAX_SAMPLE_RATE`)."""
@@ -404,7 +404,22 @@ def compile_plugin(plugin: Lv2Plugin, folder: Path, max_rate: int = MAX_SAMPLE_R
             wrapper_source(plugin, min(max_rate, MAX_SAMPLE_RATE)), encoding="utf-8"
         )
         _run(
-            ["faust", "-double", "-i", "-a", "arch.cpp", "-cn", "mydsp", "mix.dsp", "-o", "plugin.cpp"],
+            # -ftz 2: recursive signals (reverb tails) flush to zero below the smallest normal
+            # double instead of running on as slow denormals in a long silence
+            [
+                "faust",
+                "-double",
+                "-ftz",
+                "2",
+                "-i",
+                "-a",
+                "arch.cpp",
+                "-cn",
+                "mydsp",
+                "mix.dsp",
+                "-o",
+                "plugin.cpp",
+            ],
             build,
             "faust",
         )

@@ -254,6 +254,9 @@ def test_hosted_plugins_split_the_chain_and_the_notes_name_them(built):
     assert not any(c.spec.name.startswith("comp.") for p in plugins for c in p.program.controls)
     assert "1. song-1.lv2" in notes and "2. ZamCompX2" in notes and "3. song-2.lv2" in notes
     assert ".fxp" in notes
+    everything = replace(recipe, plugins=tuple(replace(comp, slot=e.id) for e in recipe.effects))
+    with pytest.raises(FormatError, match="every slot of this chain renders on a third-party plugin"):
+        lv2.lv2_plugins(everything, "song")
 
 
 def test_missing_tools_say_which_package_to_install(tmp_path, monkeypatch, built):

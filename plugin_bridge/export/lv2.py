@@ -207,6 +207,10 @@ def lv2_plugins(recipe: Recipe, stem: str) -> tuple[list[Lv2Plugin], str | None]
     specs = {s.id: s.predicted for s in chain.slots}
     segments = _segments(recipe)
     runs = [s for s in segments if isinstance(s, list)]
+    if not runs:
+        raise FormatError(
+            "LV2 export: every slot of this chain renders on a third-party plugin; there is no built-in stage to build"
+        )
     ident = mix_id(recipe)
     label = Path(recipe.input).stem if recipe.input else stem
     who = f"model {recipe.model_id}" if recipe.model_id else "plugin-bridge"

@@ -1,12 +1,13 @@
 # Two commands for a fresh machine:  make demo  (the main job on the built-in song)  and  make test.
 # Both create .venv and install what they need; make test also installs the Debian packages the tests
-# use (ffmpeg, fluidsynth + a small GM soundfont, zam-plugins) when run as root with apt-get.
+# use (ffmpeg, fluidsynth + a small GM soundfont, zam-plugins, faust + lv2-dev + g++ for the LV2 export,
+# lv2file + sordi to check it in an independent host) when run as root with apt-get.
 
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
-DEBIAN_PACKAGES := ffmpeg fluidsynth timgm6mb-soundfont openttd-openmsx zam-plugins x42-plugins dragonfly-reverb-vst dpf-plugins-vst lilv-utils chromium
+DEBIAN_PACKAGES := ffmpeg fluidsynth timgm6mb-soundfont openttd-openmsx zam-plugins x42-plugins dragonfly-reverb-vst dpf-plugins-vst lilv-utils chromium faust lv2-dev g++ lv2file sordi
 
 .PHONY: demo test test-fast bench lint install install-test system-deps clean
 

@@ -87,10 +87,15 @@ def write_atomic(path: str | os.PathLike, data: bytes | str) -> Path:
                 f.write(payload)
     except OSError as e:
         raise FormatError(f"{p}: cannot write ({e.strerror or e})") from None
+    record_written(p)
+    return p
+
+
+def record_written(path: Path) -> None:
+    """Add ``path`` (a file, or a folder moved into place whole) to the open `journal`, if any."""
     written = _WRITTEN.get()
     if written is not None:
-        written.append(p)
-    return p
+        written.append(path)
 
 
 @contextmanager

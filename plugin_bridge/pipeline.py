@@ -187,7 +187,7 @@ def run_mix(
     backend: str = "auto",
     target: object = None,
     export_dir: str | os.PathLike | None = None,
-    export_formats: str | tuple[str, ...] = "all",
+    export_formats: str | tuple[str, ...] = "presets",
     stem: str | None = None,
     input_lufs: float | None = None,
     downmix: bool = False,

@@ -41,8 +41,8 @@ from .dsp.stage import db_to_gain
 #: Freeverb input gain (JUCE: 0.015f).
 REVERB_INPUT_GAIN = 0.015
 
-# Shared helper definitions, emitted once when an effect needs them.
-_HELPERS = {
+#: Shared helper definitions (Faust source), emitted once when an effect needs them.
+HELPERS = {
     "comp": (
         "// Compressor (juce::dsp::Compressor): peak ballistics env = |x| + cte*(env' - |x|),\n"
         "// cte = at when |x| > env' else rl; gain = (max(env, thr)/thr)^expo; then make-up.\n"
@@ -335,13 +335,13 @@ def chain_program(effects: Sequence[Effect], sample_rate: float, channels: int) 
         block = effect_block(effect, sample_rate, n)
         blocks.append(block)
         n = block.out_channels
-    helpers = [name for name in _HELPERS if any(name in b.helpers for b in blocks)]
+    helpers = [name for name in HELPERS if any(name in b.helpers for b in blocks)]
     lines = [
         'import("stdfaust.lib");',
         f"// plugin-bridge chain: {len(blocks)} effects, {sample_rate:g} Hz, {channels} -> {n} channels",
         "",
     ]
-    lines += [_HELPERS[h] + "\n" for h in helpers]
+    lines += [HELPERS[h] + "\n" for h in helpers]
     for i, (effect, block) in enumerate(zip(effects, blocks, strict=True)):
         neutral = " (neutral: identity)" if effect.is_neutral() else ""
         lines.append(f"// {_comment(effect.id)}: {effect.type}{neutral}")

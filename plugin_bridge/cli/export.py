@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ..backends import BACKEND_NAMES
 
-EXPORT_CHOICES = ("json", "vstpreset", "fxp", "reaper", "dawdreamer", "midi", "all")
+EXPORT_CHOICES = ("json", "vstpreset", "fxp", "reaper", "dawdreamer", "midi", "lv2", "presets", "all")
 
 
 def _load_any(path: str, model_id: str | None, backend: str | None):
@@ -71,7 +71,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     """Add this module's sub-commands to the ``plugin-bridge`` parser."""
     e = sub.add_parser("export", help="export a recipe or session as DAW presets and projects")
     e.add_argument("source", help="mix recipe (.json with format_version) or session file")
-    e.add_argument("--format", default="all", choices=EXPORT_CHOICES, help="what to write (default: all)")
+    e.add_argument(
+        "--format",
+        default="all",
+        choices=EXPORT_CHOICES,
+        help="what to write: one format, presets (all but the LV2 build) or all (default)",
+    )
     e.add_argument("-o", "--output-dir", required=True, help="folder to write into (created if missing)")
     e.add_argument("--name", help="base name of the files (default: the input's name or 'mix')")
     e.add_argument("--bits", type=int, choices=(7, 14), default=7, help="MIDI CC resolution")

@@ -216,7 +216,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 #: Modules that add their own sub-commands with ``register(subparsers)`` (each stays thin too).
-_COMMAND_MODULES: tuple[str, ...] = ("mastering", "plugins", "models", "export", "batch", "web")
+_COMMAND_MODULES: tuple[str, ...] = ("mastering", "plugins", "models", "export", "batch", "web", "live")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 from ..errors import FormatError
 from ..files import journal, write_atomic
-from . import dawdreamer_script, fxp, midi_cc, reaper, vstpreset
+from . import dawdreamer_script, fxp, lv2, midi_cc, reaper, vstpreset
 from .names import safe_name, unique_file_names
 from .recipe import Recipe
 
 #: The ``--format`` names of ``plugin-bridge export``.
-EXPORT_FORMATS = ("json", "vstpreset", "fxp", "reaper", "dawdreamer", "midi")
+EXPORT_FORMATS = ("json", "vstpreset", "fxp", "reaper", "dawdreamer", "midi", "lv2")
+#: What ``"presets"`` selects: every format written in milliseconds (not the LV2 build, which
+#: compiles a plugin); the mix jobs export these. ``"all"`` is every format.
+PRESET_FORMATS = tuple(f for f in EXPORT_FORMATS if f != "lv2")
+#: Selectors that name a set of formats; a format in the set that does not apply is skipped (noted).
+SELECTORS = {"all": EXPORT_FORMATS, "presets": PRESET_FORMATS}
 
 
 def _make_dir(out: Path) -> Path | None:
@@ -33,7 +39,10 @@ def _undo(written: list[Path], out: Path, top: Path | None) -> None:
     """Remove the files an export wrote, and the folders it created, after it failed."""
     for p in written:
         try:
-            p.unlink()
+            if p.is_dir():  # an LV2 bundle
+                shutil.rmtree(p)
+            else:
+                p.unlink()
         except OSError:
             pass
     if top is not None:
@@ -53,22 +62,29 @@ def export_recipe(
     stem: str | None = None,
     midi_bits: int = 7,
 ) -> dict[str, list[Path]]:
-    """Write ``recipe`` in ``formats`` (names from `EXPORT_FORMATS`, or ``"all"``) into ``out_dir``.
+    """Write ``recipe`` in ``formats`` (names from `EXPORT_FORMATS`, or ``"all"`` / ``"presets"``,
+    see `SELECTORS`) into ``out_dir``.
 
     Returns ``{format: [paths]}`` plus ``"notes"`` (text files of what was skipped or approximated).
     A single format that does not apply (``fxp`` without VST2 plugins, ``midi`` for a session) is a
-    `FormatError`, raised before anything is written; with ``"all"`` such formats are skipped and
+    `FormatError`, raised before anything is written; with a selector such formats are skipped and
     the reason is kept in the notes. If the export fails, the files it wrote and the folders it
     created are removed.
     """
 
     if not isinstance(recipe, Recipe):
         raise FormatError("export_recipe needs a Recipe")
-    wanted = EXPORT_FORMATS if formats == "all" else ((formats,) if isinstance(formats, str) else formats)
+    selector = isinstance(formats, str) and formats in SELECTORS
+    if selector:
+        wanted = SELECTORS[formats]  # type: ignore[index]
+    else:
+        wanted = (formats,) if isinstance(formats, str) else tuple(formats)
     for f in wanted:
         if f not in EXPORT_FORMATS:
-            raise FormatError(f"unknown export format {f!r}; valid: {', '.join(EXPORT_FORMATS)}, all")
-    if formats != "all":
+            raise FormatError(
+                f"unknown export format {f!r}; valid: {', '.join(EXPORT_FORMATS)}, {', '.join(SELECTORS)}"
+            )
+    if not selector:
         for f in wanted:
             reason = _not_applicable(recipe, f)
             if reason:
@@ -84,7 +100,7 @@ def export_recipe(
                 try:
                     written[f] = _export_one(recipe, out, f, stem, midi_bits)
                 except FormatError as e:
-                    if formats != "all":
+                    if not selector:
                         raise
                     skipped.append(f"{f}: skipped: {e}")
             if skipped:
@@ -117,6 +133,10 @@ def _not_applicable(recipe, fmt: str) -> str | None:
         )
     if fmt == "midi" and recipe.kind != "chain":
         return "MIDI CC export needs a chain recipe (a parameter space to map); a session has none"
+    if fmt == "lv2":
+        if recipe.kind != "chain":
+            return "LV2 export needs a chain recipe; a session has one chain per track and bus"
+        return lv2.missing_tools()
     return None
 
 
@@ -146,4 +166,8 @@ def _export_one(recipe, out: Path, fmt: str, stem: str, midi_bits: int) -> list[
     if fmt == "midi":
         space = recipe.chain_object().space
         return [midi_cc.write_midi(out / f"{stem}.cc{midi_bits}.mid", space, recipe.vector, midi_bits)]
+    if fmt == "lv2":
+        res = lv2.export_lv2(recipe, out, stem)
+        notes = [write_atomic(out / f"{stem}.lv2-notes.txt", res.notes)] if res.notes else []
+        return [*res.bundles, *notes]
     raise FormatError(f"unknown export format {fmt!r}")

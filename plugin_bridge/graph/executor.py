@@ -114,8 +114,13 @@ class SessionGraph:
             out[name] = edges
         return out
 
-    def process(self, n: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-        """Render the next ``n`` frames: the master block ``(2, n)`` and each audible track's stem."""
+    def process(
+        self, n: int, inputs: Mapping[str, np.ndarray] | None = None
+    ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """Render the next ``n`` frames: the master block ``(2, n)`` and each audible track's stem.
+
+        ``inputs`` (``{track: (channels, n) block}``, live input) replaces the stem file of the
+        tracks it names; the others read their files."""
         acc = {b.name: np.zeros((2, n), dtype=np.float32) for b in (*self.session.buses, self.session.master)}
         stems = {}
         master_out = acc[MASTER]
@@ -124,7 +129,7 @@ class SessionGraph:
             if node.is_track:
                 if name not in self.sources:
                     continue
-                x = self.sources[name].read(n)
+                x = inputs[name] if inputs and name in inputs else self.sources[name].read(n)
             else:
                 x = acc[name]
             if node.invert:

@@ -201,7 +201,7 @@ def mix_stems(
     backend: str = "auto",
     intensity: float = 1.0,
     max_limiting_db: float | None = None,
-    export_formats: str | tuple[str, ...] = "all",
+    export_formats: str | tuple[str, ...] = "presets",
     name: str | None = None,
 ) -> StemsMixResult:
     """Mix a folder of stems (or a session file with decisions left to the AI) into ``out_dir``.

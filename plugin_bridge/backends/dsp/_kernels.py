@@ -63,8 +63,57 @@ def _release_smoother(s, g0, coeff, out):  # pragma: no cover - compiled
     return g
 
 
+def _sos_filter(sos, x, zi, out):  # pragma: no cover - compiled
+    for c in range(x.shape[0]):
+        for i in range(x.shape[1]):
+            v = x[c, i]
+            for s in range(sos.shape[0]):
+                y = sos[s, 0] * v + zi[s, c, 0]
+                zi[s, c, 0] = sos[s, 1] * v - sos[s, 4] * y + zi[s, c, 1]
+                zi[s, c, 1] = sos[s, 2] * v - sos[s, 5] * y
+                v = y
+            out[c, i] = v
+
+
+def _freeverb(inp, fb, damp, cbuf, clen, coff, cpos, clast, abuf, alen, aoff, apos, out):  # pragma: no cover
+    n_comb = clen.shape[0] // out.shape[0]
+    n_all = alen.shape[0] // out.shape[0]
+    for i in range(inp.shape[0]):
+        x = inp[i]
+        for s in range(out.shape[0]):
+            acc = 0.0
+            for c in range(n_comb):
+                k = s * n_comb + c
+                j = coff[k] + cpos[k]
+                o = cbuf[j]
+                clast[k] = o * (1.0 - damp[i]) + clast[k] * damp[i]
+                cbuf[j] = x + clast[k] * fb[i]
+                cpos[k] = cpos[k] + 1 if cpos[k] + 1 < clen[k] else 0
+                acc += o
+            for a in range(n_all):
+                k = s * n_all + a
+                j = aoff[k] + apos[k]
+                b = abuf[j]
+                abuf[j] = acc + b * 0.5
+                apos[k] = apos[k] + 1 if apos[k] + 1 < alen[k] else 0
+                acc = b - acc
+            out[s, i] = acc
+
+
 _peak_envelope_k = _jit(_peak_envelope)
+_freeverb_k = _jit(_freeverb)
 _release_smoother_k = _jit(_release_smoother)
+_sos_filter_k = _jit(_sos_filter)
+
+
+def sos_filter(sos: np.ndarray, x: np.ndarray, zi: np.ndarray) -> np.ndarray:
+    """Second-order sections ``sos`` (``[b0, b1, b2, 1, a1, a2]`` rows) over ``x`` (channels, n),
+    transposed direct form II as `scipy.signal.sosfilt`; ``zi`` (sections, channels, 2) is the
+    running state, updated in place. Cheaper than sosfilt on short blocks (no per-call checks)."""
+    x = np.ascontiguousarray(x, dtype=np.float64)
+    out = np.empty_like(x)
+    _sos_filter_k(np.ascontiguousarray(sos, dtype=np.float64), x, zi, out)
+    return out
 
 
 def peak_envelope(
@@ -92,3 +141,54 @@ def release_smoother(s: np.ndarray, g0: float, coeff: float) -> tuple[np.ndarray
     out = np.empty_like(s)
     last = _release_smoother_k(s, float(g0), float(coeff), out)
     return out, float(last)
+
+
+class FreeverbState:
+    """The comb and allpass delay lines of a Freeverb (JUCE's ``juce::Reverb``), one bank per side.
+
+    ``comb_lengths`` and ``allpass_lengths`` are ``(sides, 8)`` and ``(sides, 4)`` lengths in
+    samples; `freeverb` runs them sample by sample (constant work per sample, any block size).
+    """
+
+    def __init__(self, comb_lengths: np.ndarray, allpass_lengths: np.ndarray) -> None:
+        self.sides = int(np.shape(comb_lengths)[0])
+        self.clen = np.ascontiguousarray(np.ravel(comb_lengths), dtype=np.int64)
+        self.alen = np.ascontiguousarray(np.ravel(allpass_lengths), dtype=np.int64)
+        self.coff = np.concatenate(([0], np.cumsum(self.clen)[:-1])).astype(np.int64)
+        self.aoff = np.concatenate(([0], np.cumsum(self.alen)[:-1])).astype(np.int64)
+        self.reset()
+
+    def reset(self) -> None:
+        """Silence: every delay line and damping filter back to zero."""
+        self.cbuf = np.zeros(int(self.clen.sum()))
+        self.abuf = np.zeros(int(self.alen.sum()))
+        self.cpos = np.zeros_like(self.clen)
+        self.apos = np.zeros_like(self.alen)
+        self.clast = np.zeros(self.clen.shape[0])
+
+
+def freeverb(state: FreeverbState, x: np.ndarray, feedback: np.ndarray, damp: np.ndarray) -> np.ndarray:
+    """The wet outputs ``(sides, n)`` of Freeverb for the (already scaled) mono input ``x``: per
+    side, 8 lowpass-feedback combs summed, then 4 allpasses; ``feedback`` and ``damp`` are
+    per-sample arrays (JUCE: 0.7 + 0.28 room size, 0.4 damping). ``state`` is updated in place."""
+    x = np.ascontiguousarray(x, dtype=np.float64)
+    n = x.shape[0]
+    fb = np.ascontiguousarray(np.broadcast_to(feedback, (n,)), dtype=np.float64)
+    dm = np.ascontiguousarray(np.broadcast_to(damp, (n,)), dtype=np.float64)
+    out = np.empty((state.sides, n))
+    _freeverb_k(
+        x,
+        fb,
+        dm,
+        state.cbuf,
+        state.clen,
+        state.coff,
+        state.cpos,
+        state.clast,
+        state.abuf,
+        state.alen,
+        state.aoff,
+        state.apos,
+        out,
+    )
+    return out

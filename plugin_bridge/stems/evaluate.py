@@ -275,8 +275,9 @@ class StemsResult:
     def table(self) -> str:
         """A Markdown table, one line per row."""
         lines = [
-            "| row | level error dB | pan error | balance dB | MR-STFT | level better | mix closer | worse | worst (dB) | done when |",
-            "|---|---|---|---|---|---|---|---|---|---|",
+            "| row | level error dB | pan error | balance dB | MR-STFT | level better | balance closer | mix closer "
+            "(balance and MR-STFT) | worse | worst (dB) | done when |",
+            "|---|---|---|---|---|---|---|---|---|---|---|",
         ]
         for row, s in self.summary.items():
             check = self.checks.get(row, {})
@@ -285,16 +286,34 @@ class StemsResult:
             )
             lines.append(
                 f"| {row} | {s['level_error_db']:.2f} | {s['pan_error']:.3f} | {s['balance_db']:.2f} | "
-                f"{s['mrstft']:.3f} | {100 * s['level_improved']:.0f} % | {100 * s['closer']:.0f} % | "
+                f"{s['mrstft']:.3f} | {100 * s['level_improved']:.0f} % | {100 * s.get('balance_closer', 0.0):.0f} % | "
+                f"{100 * s['closer']:.0f} % | "
                 f"{100 * s['worse']:.0f} % | {s['worst_level_error_db']:.2f} ({s['worst']}) | {mark} |"
             )
         return "\n".join(lines)
 
 
+def _closer_songs(items: list[dict], base: Mapping[str, dict]) -> float:
+    """Share of songs whose mix, averaged over the song's multitracks, has a lower balance error
+    AND a lower MR-STFT than the scrambled input's."""
+    songs: dict[str, list[dict]] = {}
+    for r in items:
+        songs.setdefault(r["song"], []).append(r)
+    closer = []
+    for rs in songs.values():
+        b = [base[r["multitrack"]] for r in rs]
+        closer.append(
+            all(np.mean([r[m] for r in rs]) < np.mean([x[m] for x in b]) for m in ("balance_db", "mrstft"))
+        )
+    return float(np.mean(closer))
+
+
 def summarize(rows: Mapping[str, list[dict]]) -> tuple[dict, dict]:
     """Per row: mean metrics; ``level_improved`` (share whose level error is below the input's),
-    ``closer`` (share whose mix balance AND MR-STFT are below the input's), ``worse`` (share whose
-    level error grew by more than `WORSE_DB`), the worst multitrack; and `done_when` per row."""
+    ``closer`` (share whose mix balance AND MR-STFT are below the input's; ``closer_songs`` the
+    same by song, metrics averaged over a song's multitracks), ``worse`` (share whose level error
+    grew by more than `WORSE_DB`), the worst multitrack; and `done_when` per row (on
+    multitracks, the stricter unit)."""
     base = {r["multitrack"]: r for r in rows["as given"]}
     summary: dict[str, dict] = {}
     for row, items in rows.items():
@@ -320,6 +339,9 @@ def summarize(rows: Mapping[str, list[dict]]) -> tuple[dict, dict]:
                     ]
                 )
             ),
+            "balance_closer": float(
+                np.mean([r["balance_db"] < x["balance_db"] for r, x in zip(items, b, strict=True)])
+            ),
             "worse": float(
                 np.mean(
                     [
@@ -328,6 +350,7 @@ def summarize(rows: Mapping[str, list[dict]]) -> tuple[dict, dict]:
                     ]
                 )
             ),
+            "closer_songs": _closer_songs(items, base),
             "worst_level_error_db": float(items[worst]["level_error_db"]),
             "worst": items[worst]["multitrack"],
         }

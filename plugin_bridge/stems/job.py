@@ -40,6 +40,7 @@ import numpy as np
 import yaml
 
 from ..audio_io import read_audio, write_audio
+from ..chain import effects_from_dicts
 from ..errors import ParameterError
 from ..export import export_recipe
 from ..export.names import safe_name
@@ -48,6 +49,7 @@ from ..files import write_atomic
 from ..graph import render_session
 from ..mastering import MasterSettings
 from ..pipeline import apply_master, lufs
+from ..render import render_array
 from ..session import MASTER, session_from_dict
 from .analysis import TrackAnalysis, analyse_track
 from .decide import BALANCES, TrackDecision, bus_dicts, decide_mix
@@ -107,14 +109,48 @@ def _relative(path: Path, base: Path) -> str:
         return str(path.resolve())
 
 
-def analyse_stems(stems: StemsInput) -> list[TrackAnalysis]:
-    """Analyse every track, one file in memory at a time."""
-    out = []
+#: Excerpts per track kept to measure what its inserts do to its loudness, and their length (s).
+EXCERPTS, EXCERPT_S = 6, 2.0
+
+
+def excerpt(audio: np.ndarray, sample_rate: int) -> np.ndarray:
+    """`EXCERPTS` slices of `EXCERPT_S` seconds spread evenly over ``audio``, end to end."""
+    n = audio.shape[1]
+    size = int(EXCERPT_S * sample_rate)
+    if n <= EXCERPTS * size:
+        return audio.copy()
+    starts = np.linspace(0, n - size, EXCERPTS).astype(int)
+    return np.concatenate([audio[:, s : s + size] for s in starts], axis=1)
+
+
+def analyse_stems(stems: StemsInput) -> tuple[list[TrackAnalysis], list[tuple[np.ndarray, int]]]:
+    """Analyse every track, one file in memory at a time; also keep a short excerpt of each
+    (`excerpt`) with its sample rate."""
+    out, parts = [], []
     for t in stems.tracks:
         audio, sr = read_audio(t.path)
         out.append(analyse_track(audio, sr))
+        parts.append((excerpt(audio, sr), sr))
         del audio
-    return out
+    return out, parts
+
+
+def measured_insert_gain(
+    decisions: list[TrackDecision], parts: list[tuple[np.ndarray, int]], backend: str
+) -> None:
+    """Correct each fader by what its inserts (high-pass, EQ, compression) really do to the track's
+    loudness, measured on its excerpt through the chain on ``backend`` (LU): the rules' estimates
+    leave a residual, and the balance is what the faders promise."""
+    for d, (clip, sr) in zip(decisions, parts, strict=True):
+        if d.silent or not d.effects:
+            continue
+        before = lufs(clip, sr)
+        after = lufs(render_array(clip, sr, effects_from_dicts(d.effects), backend=backend), sr)
+        if math.isfinite(before) and math.isfinite(after) and abs(after - before) >= 0.05:
+            d.gain_db = float(np.clip(d.gain_db - (after - before), -60.0, 24.0))
+            d.reasons.append(
+                f"fader {before - after:+.1f} dB: the inserts measured {after - before:+.1f} LU on the track"
+            )
 
 
 def session_data(stems: StemsInput, decisions: list[TrackDecision], out_dir: Path, sample_rate: int) -> dict:
@@ -223,7 +259,7 @@ def mix_stems(
     model = StemModel.load()
     seconds = {"read": time.perf_counter() - t0}
     t = time.perf_counter()
-    analyses = analyse_stems(stems)
+    analyses, parts = analyse_stems(stems)
     sr = session_rate(stems)
     names = [tr.name for tr in stems.tracks]
     active = [i for i, a in enumerate(analyses) if not a.silent]
@@ -232,6 +268,8 @@ def mix_stems(
         pred = model.predict(np.stack([analyses[i].features for i in active]))
         probs, levels = pred.role_probs, pred.level_db
     decisions = decide_mix(names, analyses, probs, levels, balance, intensity)
+    measured_insert_gain(decisions, parts, backend)
+    del parts
     seconds["analyse+predict"] = time.perf_counter() - t
     notes = []
     for tr, a in zip(stems.tracks, analyses, strict=True):

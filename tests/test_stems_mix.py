@@ -258,3 +258,24 @@ def test_cli_mixes_a_folder(song, tmp_path, capsys):
     )
     text = capsys.readouterr().out
     assert "stems mix: wrote" in text and "silent (kept silent)" in text
+
+
+def test_a_stem_streamed_from_its_file_measures_as_the_whole_array(song, tmp_path):
+    from plugin_bridge.stems.job import EXCERPT_S, EXCERPTS, analyse_stem
+
+    short = song / "keys.wav"  # shorter than the excerpts together: kept whole
+    audio, sr = read_audio(short)
+    streamed, clip, rate = analyse_stem(short)
+    assert rate == sr and np.array_equal(clip, audio)
+    assert streamed.loudness_lufs == pytest.approx(analyse_track(audio, sr).loudness_lufs, abs=1e-6)
+    long = _wav(
+        tmp_path / "long.wav", noise(20.0, seed=9) * np.linspace(0.1, 1.0, int(20.0 * SR), dtype=np.float32)
+    )
+    audio, sr = read_audio(long)
+    whole = analyse_track(audio, sr)
+    streamed, clip, _ = analyse_stem(long)  # several 65536-frame blocks
+    assert streamed.loudness_lufs == pytest.approx(whole.loudness_lufs, abs=1e-6)
+    assert streamed.features == pytest.approx(whole.features, abs=1e-4)
+    size = int(EXCERPT_S * sr)
+    starts = np.linspace(0, audio.shape[1] - size, EXCERPTS).astype(int)
+    assert np.array_equal(clip, np.concatenate([audio[:, s : s + size] for s in starts], axis=1))

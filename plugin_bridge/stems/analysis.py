@@ -211,92 +211,132 @@ def _spectra(x: np.ndarray, sample_rate: int) -> tuple[np.ndarray, np.ndarray, n
     return spec, frame_k, peak_db.astype(np.float32), ms_db.astype(np.float32)
 
 
+class TrackMeter:
+    """Measures a track fed in consecutive blocks (`add`), then `result` gives its `TrackAnalysis`.
+
+    Blocks whose lengths are multiples of `N_FFT` (all but the last) give exactly the numbers of
+    the whole signal measured at once, so a file is analysed while it is read, block by block."""
+
+    def __init__(self, channels: int, sample_rate: int) -> None:
+        self.channels, self.sample_rate = int(channels), int(sample_rate)
+        self.n = 0
+        self.peak = 0.0
+        self.clipped = 0
+        self.pl = self.pr = self.lr = 0.0  # sums of squares and of the L*R product
+        self.parts: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
+
+    def add(self, block: np.ndarray) -> None:
+        """The next ``(channels, m)`` block (linear amplitude)."""
+        x = np.asarray(block, dtype=np.float32)
+        if x.ndim == 1:
+            x = x[None, :]
+        if not x.shape[1]:
+            return
+        peak = float(max(np.max(x), -np.min(x)))
+        self.peak = max(self.peak, peak)
+        if peak >= CLIP_LEVEL:
+            self.clipped += int(np.count_nonzero(np.abs(x) >= CLIP_LEVEL))
+        left, right = (x[0], x[0]) if x.shape[0] == 1 else (x[0], x[1])
+        self.pl += float(np.dot(left, left))
+        self.pr += float(np.dot(right, right))
+        self.lr += float(np.dot(left, right))
+        self.n += x.shape[1]
+        self.parts.append(_spectra(x, self.sample_rate))
+
+    def result(self) -> TrackAnalysis:
+        """The analysis of everything added."""
+        n, channels, sample_rate = max(self.n, 1), self.channels, self.sample_rate
+        peak = self.peak
+        peak_db = 20.0 * math.log10(peak) if peak > 0 else -math.inf
+        pl, pr = self.pl / n, self.pr / n
+        pan = 0.0 if channels == 1 else stereo_position(pl, pr)
+        features = np.zeros(N_FEATURES, dtype=np.float32)
+        band_db = np.full(len(BAND_CENTERS_HZ), -100.0, dtype=np.float32)
+        if not peak_db > SILENCE_DBFS:
+            return TrackAnalysis(
+                -math.inf, peak_db, True, self.clipped, channels, 0.0, 20.0, band_db, features
+            )
+        if len(self.parts) == 1:
+            spec, frame_k, frame_peak, frame_ms = self.parts[0]
+        else:
+            spec, frame_k, frame_peak, frame_ms = (np.concatenate(a) for a in zip(*self.parts, strict=True))
+        self.parts = []
+        loud = spectral_loudness(frame_k)
+        freqs = np.fft.rfftfreq(N_FFT, 1.0 / sample_rate)
+        frame_power = spec @ _bin_weights() + np.float32(1e-20)  # mid mean square per frame
+        frame_db = 10.0 * np.log10(frame_power)
+        active = frame_db > frame_db.max() - ACTIVE_RANGE_DB
+        act = spec if active.all() else spec[active]
+        lts = act.mean(axis=0).astype(np.float64) + 1e-20  # long-term power spectrum of the active part
+        total = float(lts.sum())
+        masks = _band_edges(freqs)
+        band_db = np.array(
+            [10.0 * math.log10(float(lts[m].sum()) / total + 1e-12) for m in masks], dtype=np.float32
+        )
+        cum = np.cumsum(lts) / total
+        centroid = float((freqs * lts).sum() / total)
+        roll10 = float(freqs[min(np.searchsorted(cum, 0.10), len(freqs) - 1)])
+        roll90 = float(freqs[min(np.searchsorted(cum, 0.90), len(freqs) - 1)])
+        low_cut = float(freqs[min(np.searchsorted(cum, LOW_ENERGY_SHARE), len(freqs) - 1)])
+        sel = (freqs >= 100.0) & (freqs <= 8000.0)
+        a = act[:, sel] + np.float32(1e-20)
+        flatness = float(np.mean(np.exp(np.mean(np.log(a), axis=1)) / np.mean(a, axis=1)))
+        if act.shape[0] > 1:
+            mag = np.sqrt(act)
+            diff = np.maximum(mag[1:] - mag[:-1], 0.0)
+            flux = float(np.mean(np.einsum("fb,fb->f", diff, diff)) / np.mean(act.sum(axis=1)))
+        else:
+            flux = 0.0
+        lv = frame_db[active]
+        mean_db = 10.0 * math.log10(float(np.mean(frame_power[active])))
+        p10, p50, p90 = (float(v) - mean_db for v in np.percentile(lv, [10, 50, 90]))
+        frame_peak, frame_ms = frame_peak[active], frame_ms[active]
+        rms = math.sqrt(float(np.mean(10.0 ** (frame_ms / 10.0))) + 1e-20)
+        crest = 20.0 * math.log10(peak / rms) if peak > 0 else 0.0
+        pm = 0.25 * (pl + pr + 2.0 * self.lr / n)
+        ps = max(0.25 * (pl + pr) * 2.0 - pm, 0.0)
+        side_mid = max(-60.0, 10.0 * math.log10(ps / pm + 1e-12)) if pm > 0 else 0.0
+        if channels == 1:
+            corr = 1.0
+        else:
+            den = math.sqrt(pl * pr)
+            corr = float(self.lr / n / den) if den > 0 else 1.0
+        features[:] = [
+            *band_db,
+            _octaves(centroid),
+            _octaves(roll10),
+            _octaves(roll90),
+            flatness,
+            math.log10(flux + 1e-6),
+            float(np.mean(active)),
+            p10,
+            p50,
+            p90,
+            crest,
+            side_mid / 10.0,
+            corr,
+            abs(pan),
+        ]
+        return TrackAnalysis(
+            loud,
+            peak_db,
+            False,
+            self.clipped,
+            channels,
+            pan,
+            low_cut,
+            band_db,
+            features,
+            frame_ms.astype(np.float32),
+            frame_peak.astype(np.float32),
+        )
+
+
 def analyse_track(audio: np.ndarray, sample_rate: int) -> TrackAnalysis:
     """Measure one track (``(channels, n)`` float, 1 or 2 channels) at ``sample_rate`` (Hz)."""
     x = np.asarray(audio, dtype=np.float32)
     if x.ndim == 1:
         x = x[None, :]
-    channels = x.shape[0]
-    n = x.shape[1]
-    peak = float(max(np.max(x), -np.min(x))) if x.size else 0.0
-    peak_db = 20.0 * math.log10(peak) if peak > 0 else -math.inf
-    clipped = int(np.count_nonzero(np.abs(x) >= CLIP_LEVEL)) if peak >= CLIP_LEVEL else 0
-    left, right = (x[0], x[0]) if channels == 1 else (x[0], x[1])
-    pl = float(np.dot(left, left)) / max(n, 1)
-    pr = float(np.dot(right, right)) / max(n, 1)
-    pan = 0.0 if channels == 1 else stereo_position(pl, pr)
-    silent = not peak_db > SILENCE_DBFS
-    features = np.zeros(N_FEATURES, dtype=np.float32)
-    band_db = np.full(len(BAND_CENTERS_HZ), -100.0, dtype=np.float32)
-    if silent:
-        return TrackAnalysis(-math.inf, peak_db, True, clipped, channels, 0.0, 20.0, band_db, features)
-    spec, frame_k, frame_peak, frame_ms = _spectra(x, int(sample_rate))
-    loud = spectral_loudness(frame_k)
-    freqs = np.fft.rfftfreq(N_FFT, 1.0 / sample_rate)
-    frame_power = spec @ _bin_weights() + np.float32(1e-20)  # mid mean square per frame
-    frame_db = 10.0 * np.log10(frame_power)
-    active = frame_db > frame_db.max() - ACTIVE_RANGE_DB
-    act = spec if active.all() else spec[active]
-    lts = act.mean(axis=0).astype(np.float64) + 1e-20  # long-term power spectrum of the active part
-    total = float(lts.sum())
-    masks = _band_edges(freqs)
-    band_db = np.array(
-        [10.0 * math.log10(float(lts[m].sum()) / total + 1e-12) for m in masks], dtype=np.float32
-    )
-    cum = np.cumsum(lts) / total
-    centroid = float((freqs * lts).sum() / total)
-    roll10 = float(freqs[min(np.searchsorted(cum, 0.10), len(freqs) - 1)])
-    roll90 = float(freqs[min(np.searchsorted(cum, 0.90), len(freqs) - 1)])
-    low_cut = float(freqs[min(np.searchsorted(cum, LOW_ENERGY_SHARE), len(freqs) - 1)])
-    sel = (freqs >= 100.0) & (freqs <= 8000.0)
-    a = act[:, sel] + np.float32(1e-20)
-    flatness = float(np.mean(np.exp(np.mean(np.log(a), axis=1)) / np.mean(a, axis=1)))
-    if act.shape[0] > 1:
-        mag = np.sqrt(act)
-        diff = np.maximum(mag[1:] - mag[:-1], 0.0)
-        flux = float(np.mean(np.einsum("fb,fb->f", diff, diff)) / np.mean(act.sum(axis=1)))
-    else:
-        flux = 0.0
-    lv = frame_db[active]
-    mean_db = 10.0 * math.log10(float(np.mean(frame_power[active])))
-    p10, p50, p90 = (float(v) - mean_db for v in np.percentile(lv, [10, 50, 90]))
-    frame_peak, frame_ms = frame_peak[active], frame_ms[active]
-    rms = math.sqrt(float(np.mean(10.0 ** (frame_ms / 10.0))) + 1e-20)
-    crest = 20.0 * math.log10(peak / rms) if peak > 0 else 0.0
-    pm = 0.25 * (pl + pr + 2.0 * float(np.dot(left, right)) / n)
-    ps = max(0.25 * (pl + pr) * 2.0 - pm, 0.0)
-    side_mid = max(-60.0, 10.0 * math.log10(ps / pm + 1e-12)) if pm > 0 else 0.0
-    if channels == 1:
-        corr = 1.0
-    else:
-        den = math.sqrt(pl * pr)
-        corr = float(np.dot(left, right) / n / den) if den > 0 else 1.0
-    features[:] = [
-        *band_db,
-        _octaves(centroid),
-        _octaves(roll10),
-        _octaves(roll90),
-        flatness,
-        math.log10(flux + 1e-6),
-        float(np.mean(active)),
-        p10,
-        p50,
-        p90,
-        crest,
-        side_mid / 10.0,
-        corr,
-        abs(pan),
-    ]
-    return TrackAnalysis(
-        loud,
-        peak_db,
-        False,
-        clipped,
-        channels,
-        pan,
-        low_cut,
-        band_db,
-        features,
-        frame_ms.astype(np.float32),
-        frame_peak.astype(np.float32),
-    )
+    meter = TrackMeter(x.shape[0], sample_rate)
+    meter.add(x)
+    return meter.result()

@@ -39,9 +39,9 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from ..audio_io import read_audio, write_audio
+from ..audio_io import inspect_audio, iter_blocks, read_audio, write_audio
 from ..chain import effects_from_dicts
-from ..errors import ParameterError
+from ..errors import AudioError, ParameterError
 from ..export import export_recipe
 from ..export.names import safe_name
 from ..export.recipe import master_entry, recipe_from_session
@@ -51,7 +51,7 @@ from ..mastering import MasterSettings
 from ..pipeline import apply_master, lufs
 from ..render import render_array
 from ..session import MASTER, session_from_dict
-from .analysis import TrackAnalysis, analyse_track
+from .analysis import TrackAnalysis, TrackMeter
 from .decide import BALANCES, TrackDecision, bus_dicts, decide_mix
 from .inputs import StemsInput, collect_tracks, session_rate
 from .model import StemModel
@@ -113,25 +113,39 @@ def _relative(path: Path, base: Path) -> str:
 EXCERPTS, EXCERPT_S = 6, 2.0
 
 
-def excerpt(audio: np.ndarray, sample_rate: int) -> np.ndarray:
-    """`EXCERPTS` slices of `EXCERPT_S` seconds spread evenly over ``audio``, end to end."""
-    n = audio.shape[1]
-    size = int(EXCERPT_S * sample_rate)
-    if n <= EXCERPTS * size:
-        return audio.copy()
-    starts = np.linspace(0, n - size, EXCERPTS).astype(int)
-    return np.concatenate([audio[:, s : s + size] for s in starts], axis=1)
+def analyse_stem(path: Path) -> tuple[TrackAnalysis, np.ndarray, int]:
+    """Analyse a stem file while reading it block by block (`TrackMeter`), and keep `EXCERPTS`
+    slices of `EXCERPT_S` seconds spread evenly over it (end to end): ``(analysis, excerpt, rate)``."""
+    info = inspect_audio(path)
+    sr, n = info.sample_rate, info.frames
+    size = int(EXCERPT_S * sr)
+    starts = [0] if n <= EXCERPTS * size else [int(v) for v in np.linspace(0, n - size, EXCERPTS)]
+    size = min(size, n) if len(starts) > 1 else n
+    clip = np.zeros((info.channels, size * len(starts)), dtype=np.float32)
+    meter = TrackMeter(info.channels, sr)
+    offset = 0
+    for block in iter_blocks(path):
+        meter.add(block)
+        m = block.shape[1]
+        for k, s0 in enumerate(starts):
+            lo, hi = max(s0, offset), min(s0 + size, offset + m)
+            if lo < hi:
+                clip[:, k * size + lo - s0 : k * size + hi - s0] = block[:, lo - offset : hi - offset]
+        offset += m
+    return meter.result(), clip, sr
 
 
 def analyse_stems(stems: StemsInput) -> tuple[list[TrackAnalysis], list[tuple[np.ndarray, int]]]:
-    """Analyse every track, one file in memory at a time; also keep a short excerpt of each
-    (`excerpt`) with its sample rate."""
+    """Analyse every track as its file streams by (memory does not grow with the song); also keep
+    a short excerpt of each (`analyse_stem`) with its sample rate."""
     out, parts = [], []
     for t in stems.tracks:
-        audio, sr = read_audio(t.path)
-        out.append(analyse_track(audio, sr))
-        parts.append((excerpt(audio, sr), sr))
-        del audio
+        try:
+            a, clip, sr = analyse_stem(t.path)
+        except AudioError as e:
+            raise AudioError(f"stem {t.name!r}: {e}") from None
+        out.append(a)
+        parts.append((clip, sr))
     return out, parts
 
 

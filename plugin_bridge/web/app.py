@@ -22,6 +22,7 @@ from ..errors import PluginBridgeError
 from ..ml.preference import Profile
 from ..pipeline import load_song
 from ..version import __version__
+from .batches import batch_jobs, find_batches
 from .readouts import wav_bytes, waveform
 from .safety import (
     AccessError,
@@ -52,6 +53,22 @@ except ImportError as e:  # pragma: no cover - depends on the installed extras
 STATIC = Path(__file__).resolve().parent / "static"
 log = logging.getLogger(__name__)
 _LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
+#: Files under the root the page may fetch (`/api/file`): mixes, reports and exports.
+SERVED_SUFFIXES = (
+    ".wav",
+    ".flac",
+    ".html",
+    ".csv",
+    ".json",
+    ".md",
+    ".rpp",
+    ".rfxchain",
+    ".mid",
+    ".py",
+    ".txt",
+    ".vstpreset",
+    ".fxp",
+)
 
 
 def _one_line(e: BaseException) -> str:
@@ -259,11 +276,32 @@ def create_app(workspace: Workspace, allowed_hosts: tuple[str, ...] | None = _LO
     async def profile(request: Request) -> Response:
         return JSONResponse(await run_in_threadpool(ws.profile.summary))
 
+    async def batches(request: Request) -> Response:
+        return JSONResponse({"batches": await run_in_threadpool(find_batches, ws.root)})
+
+    async def batch(request: Request) -> Response:
+        rel = request.query_params.get("path", "")
+        return JSONResponse(await run_in_threadpool(batch_jobs, ws.root, rel))
+
+    async def root_file(request: Request) -> Response:
+        rel = request.query_params.get("path", "")
+        path = resolve_under(ws.root, rel)
+        if not path.is_file():
+            raise AccessError(f"{rel!r}: no such file in the served folder")
+        if path.suffix.lower() not in SERVED_SUFFIXES:
+            raise AccessError(f"{rel!r}: only mixes, reports and exports are served")
+        if path.suffix.lower() == ".html":  # a batch report: shown, not downloaded
+            return FileResponse(path, media_type="text/html", headers={"Cache-Control": "no-store"})
+        return FileResponse(path, filename=path.name)
+
     routes = [
         Route("/", index),
         Route("/api/info", api(info)),
         Route("/api/files", api(files)),
         Route("/api/profile", api(profile)),
+        Route("/api/batches", api(batches)),
+        Route("/api/batch", api(batch)),
+        Route("/api/file", api(root_file)),
         Route("/api/open", api(open_song), methods=["POST"]),
         Route("/api/upload", api(upload), methods=["POST"]),
         Route("/api/s/{sid}", api(locked(state))),

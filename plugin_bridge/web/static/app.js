@@ -406,3 +406,85 @@ pb.select = select;
 pb.matchGainDb = matchGainDb;
 
 init();
+
+// ---------------------------------------------------------------- batch runs (read-only view)
+const fileLink = (rel, text) => {
+  const a = document.createElement("a");
+  a.href = "/api/file?path=" + encodeURIComponent(rel);
+  a.textContent = text || rel.split("/").pop();
+  a.target = "_blank";
+  return a;
+};
+
+function progressBar(share) {
+  const bar = document.createElement("progress");
+  bar.max = 1; bar.value = share;
+  return bar;
+}
+
+async function showBatch(path) {
+  const d = await call("GET", "/api/batch?path=" + encodeURIComponent(path));
+  const el = $("batch-detail");
+  el.textContent = "";
+  const h = document.createElement("h3");
+  h.textContent = d.path + ": " + d.finished + " / " + d.total + " finished";
+  el.appendChild(h);
+  const t = document.createElement("table");
+  t.className = "jobs";
+  t.innerHTML = "<thead><tr><th>job</th><th>status</th><th>attempts</th><th>s</th><th>LUFS</th><th>files / error</th></tr></thead>";
+  const body = document.createElement("tbody");
+  for (const j of d.jobs) {
+    const tr = document.createElement("tr");
+    tr.dataset.status = j.status;
+    for (const v of [j.id, j.status, j.attempts, fmt(j.seconds, 1), fmt(j.lufs_after, 1)]) {
+      const td = document.createElement("td"); td.textContent = v; tr.appendChild(td);
+    }
+    const td = document.createElement("td");
+    if (j.error) { td.textContent = j.error; td.className = "error"; }
+    for (const f of j.files) { td.appendChild(fileLink(f)); td.appendChild(document.createTextNode(" ")); }
+    tr.appendChild(td);
+    body.appendChild(tr);
+  }
+  t.appendChild(body);
+  el.appendChild(t);
+  return d;
+}
+
+async function refreshBatches() {
+  const d = await call("GET", "/api/batches");
+  const body = $("batch-list").querySelector("tbody");
+  body.textContent = "";
+  $("batches-note").textContent = d.batches.length ? "" : "(none under the served folder)";
+  for (const b of d.batches) {
+    const tr = document.createElement("tr");
+    const name = document.createElement("td");
+    const open = document.createElement("a");
+    open.href = "#"; open.textContent = b.path; open.className = "batch-open";
+    open.onclick = (e) => { e.preventDefault(); pb.batch = b.path; showBatch(b.path).catch((err) => status(err.message, true)); };
+    name.appendChild(open);
+    tr.appendChild(name);
+    const prog = document.createElement("td"); prog.appendChild(progressBar(b.share)); tr.appendChild(prog);
+    for (const v of [b.counts.done, b.counts.failed, b.counts.pending + b.counts.running]) {
+      const td = document.createElement("td"); td.textContent = v; tr.appendChild(td);
+    }
+    const reps = document.createElement("td");
+    for (const r of b.reports) { reps.appendChild(fileLink(r)); reps.appendChild(document.createTextNode(" ")); }
+    tr.appendChild(reps);
+    body.appendChild(tr);
+  }
+  if (pb.batch) await showBatch(pb.batch);
+  return d;
+}
+
+async function batchLoop() {
+  if ($("batches").hidden) return;
+  try {
+    const d = await refreshBatches();
+    if (d.batches.some((b) => b.running)) setTimeout(batchLoop, 2000);  // follow a running batch
+  } catch (e) { status(e.message, true); }
+}
+
+$("batches-btn").addEventListener("click", () => {
+  $("batches").hidden = !$("batches").hidden;
+  batchLoop();
+});

@@ -25,6 +25,7 @@ from .ml.assistant import INPUT_TARGET_LUFS, analyse
 from .ml.inference import ALL_NAMES, check_intensity, load_model
 from .ml.preference import Profile
 from .pipeline import choose, load_song, lufs, personalize, predict_vector, run_mix
+from .progress import Progress, no_progress
 from .render import render_array
 
 
@@ -168,6 +169,7 @@ def mix_song(
     max_limiting_db: float | None = None,
     intensity: float = 1.0,
     profile: str | None = None,
+    progress: Progress = no_progress,
 ) -> MixResult | dict[str, MixResult]:
     """Analyse ``song``, predict with ``model`` (``ensemble``, ``cnn``, ``cnn_large``, ``ast`` or ``all``),
     render through the default chain on ``backend``, master to ``target`` (None: the default target)
@@ -193,10 +195,12 @@ def mix_song(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     t_read = time.perf_counter() - t0
+    progress("read")
     in_lufs = lufs(audio, sr)
     t = time.perf_counter()
     analysis = analyse(audio, sr, intensity)  # once for every model
     t_analyse = time.perf_counter() - t
+    progress("analyse")
     results: dict[str, MixResult] = {}
     for m in names:
         t = time.perf_counter()
@@ -257,6 +261,7 @@ def mix_song(
         write_atomic(rep_md, _report_text(label, res, default_space().names))
         write_atomic(rep_json, json.dumps(res.to_dict(), indent=1))
         results[m] = res
+        progress(f"{m} written")
     return results if model == "all" else results[model]
 
 

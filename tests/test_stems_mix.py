@@ -279,3 +279,19 @@ def test_a_stem_streamed_from_its_file_measures_as_the_whole_array(song, tmp_pat
     size = int(EXCERPT_S * sr)
     starts = np.linspace(0, audio.shape[1] - size, EXCERPTS).astype(int)
     assert np.array_equal(clip, np.concatenate([audio[:, s : s + size] for s in starts], axis=1))
+
+
+def test_progress_reports_every_stage_and_the_bar_stays_off_when_quiet(song, tmp_path, capsys):
+    from plugin_bridge.progress import StageBar, stage_bar
+
+    seen: list[str] = []
+    mix_stems(song, tmp_path / "p", balance="equal", progress=seen.append)
+    n = len(list(song.iterdir()))
+    assert seen[:n] == [f"analysed {p.stem}" for p in sorted(song.iterdir())]
+    assert seen[n:] == ["rendered", "mastered", "exported"]
+    assert stage_bar(5, "x", quiet=True).bar is None
+    bar = StageBar(2, "shown", enabled=True)
+    bar.bar.delay = bar.bar.mininterval = 0  # what a job over 5 s sees
+    bar("one")
+    bar.close()
+    assert "shown" in capsys.readouterr().err

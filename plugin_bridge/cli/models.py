@@ -18,6 +18,8 @@ def _is_stems(source: str) -> bool:
 
 def _cmd_mix_stems(args: argparse.Namespace) -> int:
     from ..errors import ParameterError
+    from ..progress import stage_bar
+    from ..stems.inputs import collect_tracks
     from ..stems.job import mix_stems
 
     if args.profile is not None:
@@ -25,15 +27,20 @@ def _cmd_mix_stems(args: argparse.Namespace) -> int:
             "--profile applies to a stereo song; a stems mix does not use a taste profile yet"
         )
 
-    r = mix_stems(
-        args.song,
-        args.output_dir,
-        balance=args.balance,
-        target=args.target,
-        backend=args.backend,
-        intensity=args.intensity,
-        max_limiting_db=args.max_limiting,
-    )
+    bar = stage_bar(len(collect_tracks(args.song).tracks) + 3, "stems mix", args.quiet or args.json)
+    try:
+        r = mix_stems(
+            args.song,
+            args.output_dir,
+            balance=args.balance,
+            target=args.target,
+            backend=args.backend,
+            intensity=args.intensity,
+            max_limiting_db=args.max_limiting,
+            progress=bar,
+        )
+    finally:
+        bar.close()
     if args.json:
         print(json.dumps(r.to_dict(), indent=2))
         return 0
@@ -57,21 +64,28 @@ def _cmd_mix_stems(args: argparse.Namespace) -> int:
 
 
 def _cmd_mix(args: argparse.Namespace) -> int:
+    from ..ml.inference import ALL_NAMES
+    from ..progress import stage_bar
     from ..song_mix import mix_song
 
     if _is_stems(args.song):
         return _cmd_mix_stems(args)
-    result = mix_song(
-        args.song,
-        args.output_dir,
-        model=args.model,
-        backend=args.backend,
-        target=args.target,
-        downmix=args.downmix,
-        max_limiting_db=args.max_limiting,
-        intensity=args.intensity,
-        profile=args.profile,
-    )
+    bar = stage_bar(2 + (len(ALL_NAMES) if args.model == "all" else 1), "mix", args.quiet or args.json)
+    try:
+        result = mix_song(
+            args.song,
+            args.output_dir,
+            model=args.model,
+            backend=args.backend,
+            target=args.target,
+            downmix=args.downmix,
+            max_limiting_db=args.max_limiting,
+            intensity=args.intensity,
+            profile=args.profile,
+            progress=bar,
+        )
+    finally:
+        bar.close()
     results = result if isinstance(result, dict) else {args.model: result}
     if args.json:
         print(json.dumps({k: v.to_dict() for k, v in results.items()}, indent=2))
@@ -243,6 +257,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="move the AI's proposal toward the taste learned in this profile (web app accepts; see 'profile show')",
     )
     m.add_argument("--json", action="store_true")
+    m.add_argument("--quiet", action="store_true", help="no progress bar (it shows on a terminal after 5 s)")
     m.set_defaults(func=_cmd_mix)
 
     e = sub.add_parser(

@@ -49,6 +49,7 @@ from ..files import write_atomic
 from ..graph import render_session
 from ..mastering import MasterSettings
 from ..pipeline import apply_master, lufs
+from ..progress import Progress, no_progress
 from ..render import render_array
 from ..session import MASTER, session_from_dict
 from .analysis import TrackAnalysis, TrackMeter
@@ -135,7 +136,9 @@ def analyse_stem(path: Path) -> tuple[TrackAnalysis, np.ndarray, int]:
     return meter.result(), clip, sr
 
 
-def analyse_stems(stems: StemsInput) -> tuple[list[TrackAnalysis], list[tuple[np.ndarray, int]]]:
+def analyse_stems(
+    stems: StemsInput, progress: Progress = no_progress
+) -> tuple[list[TrackAnalysis], list[tuple[np.ndarray, int]]]:
     """Analyse every track as its file streams by (memory does not grow with the song); also keep
     a short excerpt of each (`analyse_stem`) with its sample rate."""
     out, parts = [], []
@@ -146,6 +149,7 @@ def analyse_stems(stems: StemsInput) -> tuple[list[TrackAnalysis], list[tuple[np
             raise AudioError(f"stem {t.name!r}: {e}") from None
         out.append(a)
         parts.append((clip, sr))
+        progress(f"analysed {t.name}")
     return out, parts
 
 
@@ -253,6 +257,7 @@ def mix_stems(
     max_limiting_db: float | None = None,
     export_formats: str | tuple[str, ...] = "presets",
     name: str | None = None,
+    progress: Progress = no_progress,
 ) -> StemsMixResult:
     """Mix a folder of stems (or a session file with decisions left to the AI) into ``out_dir``.
 
@@ -273,7 +278,7 @@ def mix_stems(
     model = StemModel.load()
     seconds = {"read": time.perf_counter() - t0}
     t = time.perf_counter()
-    analyses, parts = analyse_stems(stems)
+    analyses, parts = analyse_stems(stems, progress)
     sr = session_rate(stems)
     names = [tr.name for tr in stems.tracks]
     active = [i for i, a in enumerate(analyses) if not a.silent]
@@ -315,6 +320,7 @@ def mix_stems(
         premaster = Path(tmp) / "premaster.wav"
         rendered = render_session(session, premaster, stems_out=staging / "stems", backend=backend)
         seconds["render"] = time.perf_counter() - t
+        progress("rendered")
         t = time.perf_counter()
         pre_audio, _ = read_audio(premaster)
         pre_lufs = lufs(pre_audio, sr)
@@ -323,12 +329,14 @@ def mix_stems(
         write_audio(staging / "mix.wav", mastered, sr)
         del mastered
         seconds["master"] = time.perf_counter() - t
+        progress("mastered")
         t = time.perf_counter()
         recipe = recipe_from_session(session, model_id=MODEL_ID, backend=rendered.backend, master=entry)
         exports = export_recipe(recipe, staging / "presets", export_formats, stem=label)
         if "json" not in exports:  # the recipe goes with the exports whatever formats were asked for
             exports["json"] = [recipe.save(staging / "presets" / f"{safe_name(label)}.recipe.json")]
         seconds["export"] = time.perf_counter() - t
+        progress("exported")
         result = StemsMixResult(
             out_dir=str(out),
             sample_rate=sr,

@@ -43,6 +43,12 @@ class StageBar:
         if self.bar is not None:
             self.bar.close()
 
+    def __enter__(self) -> StageBar:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
 
 def stage_bar(total: int, desc: str, quiet: bool = False) -> StageBar:
     """A `StageBar` for the command line: off with ``quiet``, else only on a terminal."""

@@ -27,8 +27,8 @@ def _cmd_mix_stems(args: argparse.Namespace) -> int:
             "--profile applies to a stereo song; a stems mix does not use a taste profile yet"
         )
 
-    bar = stage_bar(len(collect_tracks(args.song).tracks) + 3, "stems mix", args.quiet or args.json)
-    try:
+    stages = len(collect_tracks(args.song).tracks) + 3
+    with stage_bar(stages, "stems mix", args.quiet or args.json) as bar:
         r = mix_stems(
             args.song,
             args.output_dir,
@@ -39,8 +39,6 @@ def _cmd_mix_stems(args: argparse.Namespace) -> int:
             max_limiting_db=args.max_limiting,
             progress=bar,
         )
-    finally:
-        bar.close()
     if args.json:
         print(json.dumps(r.to_dict(), indent=2))
         return 0
@@ -70,8 +68,8 @@ def _cmd_mix(args: argparse.Namespace) -> int:
 
     if _is_stems(args.song):
         return _cmd_mix_stems(args)
-    bar = stage_bar(2 + (len(ALL_NAMES) if args.model == "all" else 1), "mix", args.quiet or args.json)
-    try:
+    stages = 2 + (len(ALL_NAMES) if args.model == "all" else 1)
+    with stage_bar(stages, "mix", args.quiet or args.json) as bar:
         result = mix_song(
             args.song,
             args.output_dir,
@@ -84,8 +82,6 @@ def _cmd_mix(args: argparse.Namespace) -> int:
             profile=args.profile,
             progress=bar,
         )
-    finally:
-        bar.close()
     results = result if isinstance(result, dict) else {args.model: result}
     if args.json:
         print(json.dumps({k: v.to_dict() for k, v in results.items()}, indent=2))

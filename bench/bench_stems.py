@@ -108,8 +108,7 @@ def child(task: str, stems: Path, out: Path) -> None:
     """Run one timed task in this (pinned) process and print ``{"seconds", "peak_rss_mb"}`` as JSON."""
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
-    from plugin_bridge.audio_io import read_audio
-    from plugin_bridge.stems.analysis import analyse_track
+    from plugin_bridge.stems.job import analyse_stem
     from plugin_bridge.stems.model import StemModel
 
     t0 = time.perf_counter()
@@ -118,14 +117,10 @@ def child(task: str, stems: Path, out: Path) -> None:
         model = StemModel.load()
         parts["load_model"] = time.perf_counter() - t0
         feats = []
-        for path in sorted(stems.glob("*.wav")):
+        for path in sorted(stems.glob("*.wav")):  # as mix_stems does: each file analysed as it is read
             t = time.perf_counter()
-            audio, sr = read_audio(path)
-            parts["read"] = parts.get("read", 0.0) + time.perf_counter() - t
-            t = time.perf_counter()
-            feats.append(analyse_track(audio, sr).features)
-            parts["analyse"] = parts.get("analyse", 0.0) + time.perf_counter() - t
-            del audio
+            feats.append(analyse_stem(path)[0].features)
+            parts["read+analyse"] = parts.get("read+analyse", 0.0) + time.perf_counter() - t
         t = time.perf_counter()
         model.predict(np.stack(feats))
         parts["predict"] = time.perf_counter() - t

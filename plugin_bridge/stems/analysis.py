@@ -162,6 +162,13 @@ def spectral_loudness(frame_power_k: np.ndarray) -> float:
     return gated_loudness(blocks)
 
 
+@functools.lru_cache(maxsize=1)
+def _window() -> np.ndarray:
+    """The Hann window of the analysis frames (float32)."""
+    return np.hanning(N_FFT).astype(np.float32)
+
+
+@functools.lru_cache(maxsize=1)
 def _bin_weights() -> np.ndarray:
     """Per-bin factors that turn a Hann-windowed one-sided power spectrum into the frame's mean square."""
     win = np.hanning(N_FFT)
@@ -180,20 +187,25 @@ def _spectra(x: np.ndarray, sample_rate: int) -> tuple[np.ndarray, np.ndarray, n
     channels, n = x.shape
     count = max(1, math.ceil(n / N_FFT))
     bins = N_FFT // 2 + 1
-    win = np.hanning(N_FFT).astype(np.float32)
+    win = _window()
     kbins = _k_weight_bins(sample_rate) * _bin_weights()
     spec = np.empty((count, bins), dtype=np.float32)
     frame_k = np.empty(count, dtype=np.float64)
     peak = np.empty(count, dtype=np.float32)
     ms = np.empty(count, dtype=np.float32)
-    buf = np.zeros((channels, CHUNK_FRAMES, N_FFT), dtype=np.float32)
+    buf = None
     for f0 in range(0, count, CHUNK_FRAMES):
         m = min(CHUNK_FRAMES, count - f0)
         seg = x[:, f0 * N_FFT : (f0 + m) * N_FFT]
-        flat = buf[:, :m].reshape(channels, m * N_FFT)
-        flat[:, : seg.shape[1]] = seg
-        flat[:, seg.shape[1] :] = 0.0
-        frames = buf[:, :m]
+        if seg.shape[1] == m * N_FFT:  # whole frames: a view, no copy
+            frames = seg.reshape(channels, m, N_FFT)
+        else:  # the last, partial frame: zero-padded
+            if buf is None:
+                buf = np.zeros((channels, CHUNK_FRAMES, N_FFT), dtype=np.float32)
+            flat = buf[:, :m].reshape(channels, m * N_FFT)
+            flat[:, : seg.shape[1]] = seg
+            flat[:, seg.shape[1] :] = 0.0
+            frames = buf[:, :m]
         mid = frames[0] if channels == 1 else 0.5 * (frames[0] + frames[1])
         peak[f0 : f0 + m] = np.max(np.abs(mid), axis=1)
         ms[f0 : f0 + m] = np.einsum("fn,fn->f", mid, mid) / N_FFT

@@ -15,7 +15,10 @@ returns one `TrackDecision` per track, each with the reasons a report prints.
    balance (1).
 3. **Pan** (`pan_targets`): bass, drums and vocals in the centre; the other tracks spread left and
    right in pairs, by role and brightness, up to `MAX_SPREAD`. Stereo stems keep their image: the
-   balance control moves their energy to the target position.
+   balance control moves their energy toward the target, as far as costs at most
+   `MAX_BALANCE_LOSS_DB` of their power (`stereo_pan_move`), and the fader restores that loss.
+   The fader also restores the power the high-pass and EQ remove (`insert_power_db`); the job then
+   corrects it by what the inserts measure on the track (`plugin_bridge.stems.job`).
 4. **High-pass** (`highpass_for`): where a track holds less than 0.5 % of its power below a
    frequency, a 6 dB/octave high-pass at 0.8 times that frequency (at most 300 Hz; bass at most
    30 Hz, drums 35 Hz) removes rumble that only muddies the mix.

@@ -33,6 +33,7 @@ from .safety import (
     list_audio,
     resolve_under,
 )
+from .stems_view import stem_folders
 from .workspace import SongSession, Workspace, controls
 
 try:
@@ -276,6 +277,77 @@ def create_app(workspace: Workspace, allowed_hosts: tuple[str, ...] | None = _LO
     async def profile(request: Request) -> Response:
         return JSONResponse(await run_in_threadpool(ws.profile.summary))
 
+    async def stem_folder_list(request: Request) -> Response:
+        return JSONResponse({"folders": await run_in_threadpool(stem_folders, ws.root)})
+
+    async def open_stems(request: Request) -> Response:
+        rel = (await _json_body(request)).get("path")
+        path = resolve_under(ws.root, rel)  # type: ignore[arg-type]
+        if not path.is_dir():
+            raise AccessError(f"{rel!r}: no such folder in the served folder")
+        v = await run_in_threadpool(ws.open_stems, path, str(rel))
+        return JSONResponse(v.state())
+
+    def stems_call(fn):
+        """A stems-view handler run in a worker thread under the view's lock."""
+
+        async def handler(request: Request) -> Response:
+            v = ws.get_stems(check_session_id(request.path_params["sid"]))
+            body = (
+                await _json_body(request)
+                if request.method in ("PUT", "POST") and await request.body()
+                else {}
+            )
+
+            def run():
+                with v.lock:
+                    return fn(v, body)
+
+            return await run_in_threadpool(run)
+
+        return handler
+
+    def stems_state(v, body) -> Response:
+        return JSONResponse(v.state())
+
+    def stems_tracks(v, body) -> Response:
+        v.set_tracks(body.get("tracks") or {})
+        return JSONResponse(v.state())
+
+    def stems_undo(v, body) -> Response:
+        if not v.undo():
+            raise AccessError("nothing to undo")
+        return JSONResponse(v.state())
+
+    def stems_reset(v, body) -> Response:
+        v.reset()
+        return JSONResponse(v.state())
+
+    def stems_accept(v, body) -> Response:
+        entry = v.accept(ws.folder / "accepted")
+        return JSONResponse({**v.state(), "just_accepted": entry})
+
+    async def stems_audio(request: Request) -> Response:
+        v = ws.get_stems(check_session_id(request.path_params["sid"]))
+        which = request.path_params["which"]
+        if which not in ("a", "b"):
+            raise AccessError(f"no version {which!r} (a: the stems as given, b: the mix)")
+        with v.lock:
+            data = v.audio[which]
+        return Response(
+            wav_bytes(data, v.sample_rate), media_type="audio/wav", headers={"Cache-Control": "no-store"}
+        )
+
+    async def stems_download(request: Request) -> Response:
+        v = ws.get_stems(check_session_id(request.path_params["sid"]))
+        rel = request.path_params["path"]
+        if rel.split("/", 1)[0] not in {a["folder"] for a in v.accepted}:
+            raise AccessError("no such accepted mix in this session")
+        path = resolve_under(ws.folder / "accepted", rel)
+        if not path.is_file():
+            raise AccessError("no such file")
+        return FileResponse(path, filename=path.name)
+
     async def batches(request: Request) -> Response:
         return JSONResponse({"batches": await run_in_threadpool(find_batches, ws.root)})
 
@@ -300,6 +372,15 @@ def create_app(workspace: Workspace, allowed_hosts: tuple[str, ...] | None = _LO
         Route("/api/files", api(files)),
         Route("/api/profile", api(profile)),
         Route("/api/batches", api(batches)),
+        Route("/api/stem-folders", api(stem_folder_list)),
+        Route("/api/stems/open", api(open_stems), methods=["POST"]),
+        Route("/api/stems/{sid}", api(stems_call(stems_state))),
+        Route("/api/stems/{sid}/tracks", api(stems_call(stems_tracks)), methods=["PUT"]),
+        Route("/api/stems/{sid}/undo", api(stems_call(stems_undo)), methods=["POST"]),
+        Route("/api/stems/{sid}/reset", api(stems_call(stems_reset)), methods=["POST"]),
+        Route("/api/stems/{sid}/accept", api(stems_call(stems_accept)), methods=["POST"]),
+        Route("/api/stems/{sid}/audio/{which}", api(stems_audio)),
+        Route("/api/stems/{sid}/download/{path:path}", api(stems_download)),
         Route("/api/batch", api(batch)),
         Route("/api/file", api(root_file)),
         Route("/api/open", api(open_song), methods=["POST"]),

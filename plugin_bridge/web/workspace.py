@@ -42,6 +42,7 @@ from ..ml.preference import Accept, Profile, taste_features
 from ..pipeline import Choice, apply_master, choose, load_song, personalize, render_choice, run_mix
 from .readouts import Readout, finite_or_none, measure
 from .safety import AccessError, Limits, check_audio_name, check_duration, new_session_id, safe_file_name
+from .stems_view import StemsView, open_stems_view
 
 #: Seconds rendered before the loop region so that the compressor's state has settled (s).
 PRE_ROLL_S = 0.5
@@ -282,6 +283,7 @@ class Workspace:
         self.model = model
         self.backend = get_backend(backend).name
         self.sessions: dict[str, SongSession] = {}
+        self.stems: dict[str, StemsView] = {}
         self._lock = threading.Lock()
         for sub in ("uploads", "sessions", "accepted"):
             (self.folder / sub).mkdir(parents=True, exist_ok=True)
@@ -293,6 +295,26 @@ class Workspace:
         if s is None:
             raise AccessError("unknown session; open the song again")
         return s
+
+    def get_stems(self, sid: str) -> StemsView:
+        """The stems view ``sid`` or `AccessError`."""
+        with self._lock:
+            v = self.stems.get(sid)
+        if v is None:
+            raise AccessError("unknown stems session; open the folder again")
+        return v
+
+    def open_stems(self, path: Path, name: str) -> StemsView:
+        """Mix the stems folder ``path`` (inside the root) with the AI and open it (`StemsView`)."""
+        sid = new_session_id()
+        folder = self.folder / "sessions" / sid
+        folder.mkdir(parents=True)
+        v = open_stems_view(sid, path, name, folder, self.backend)
+        with self._lock:
+            self.stems[sid] = v
+            while len(self.stems) > MAX_SESSIONS:
+                self.stems.pop(next(iter(self.stems)))
+        return v
 
     def open_path(self, path: Path, name: str) -> SongSession:
         """Open the audio file ``path`` (already checked to be inside the root or the workspace)."""

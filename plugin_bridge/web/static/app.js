@@ -306,6 +306,7 @@ async function openSession(st) {
   pb.st = st;
   pb.wave = await call("GET", `/api/s/${st.id}/waveform`);
   $("main").hidden = false;
+  if ($("stems-view")) $("stems-view").hidden = true;
   $("song-name").textContent = st.name;
   $("song-meta").textContent = `${fmt(st.duration_s, 1)} s, ${st.sample_rate} Hz, ${st.channels} ch · model ${st.model} · backend ${st.backend}`;
   buildControls();
@@ -488,3 +489,125 @@ $("batches-btn").addEventListener("click", () => {
   $("batches").hidden = !$("batches").hidden;
   batchLoop();
 });
+
+// ---------------------------------------------------------------- stems: one strip per track
+const sv = { st: null, players: {}, current: "b" };
+window.sv = sv;
+
+function stemsGain(which) {
+  const r = sv.st.readouts;
+  if (!$("stems-matched").checked || !r.a || !r.b || r.a.lufs === null || r.b.lufs === null) return 1;
+  const quiet = Math.min(r.a.lufs, r.b.lufs);
+  return Math.pow(10, (quiet - r[which].lufs) / 20);
+}
+
+function stemsAudio(which) {
+  const pos = sv.players[sv.current] ? sv.players[sv.current].currentTime : 0;
+  const playing = sv.players[sv.current] && !sv.players[sv.current].paused;
+  if (sv.players[which]) sv.players[which].pause();
+  const a = new Audio("/api/stems/" + sv.st.id + "/audio/" + which + "?v=" + sv.st.version);
+  a.loop = true;
+  a.volume = Math.min(1, stemsGain(which));
+  a.currentTime = pos;
+  sv.players[which] = a;
+  if (playing && which === sv.current) a.play();
+}
+
+function stemsSwitch(which) {
+  const from = sv.players[sv.current];
+  const to = sv.players[which];
+  const playing = from && !from.paused;
+  if (to && from) { to.currentTime = from.currentTime; }
+  if (from) from.pause();
+  sv.current = which;
+  for (const b of document.querySelectorAll(".sver")) b.classList.toggle("on", b.dataset.ver === which);
+  if (to) { to.volume = Math.min(1, stemsGain(which)); if (playing) to.play(); }
+}
+
+function stemsRender(st) {
+  sv.st = st;
+  $("stems-view").hidden = false;
+  $("main").hidden = true;
+  $("stems-name").textContent = st.name;
+  $("stems-meta").textContent = st.tracks.length + " tracks, loop " + fmt(st.loop[0], 1) + "-" + fmt(st.loop[1], 1) + " s";
+  $("stems-lufs").textContent = fmt(st.readouts.b && st.readouts.b.lufs, 1);
+  $("stems-ms").textContent = fmt(st.preview_ms, 0);
+  $("stems-version").textContent = st.version;
+  const body = $("strips").querySelector("tbody");
+  body.textContent = "";
+  for (const t of st.tracks) {
+    const tr = document.createElement("tr");
+    tr.dataset.track = t.name;
+    const cell = (node) => { const td = document.createElement("td"); td.appendChild(node); tr.appendChild(td); return td; };
+    cell(document.createTextNode(t.name)).title = t.reasons.join("; ");
+    cell(document.createTextNode(t.silent ? "silent" : t.role + " (" + Math.round(100 * (t.role_confidence || 0)) + " %)"));
+    const fader = document.createElement("input");
+    Object.assign(fader, { type: "number", step: "0.5", min: "-60", max: "24", value: t.gain_db, className: "fader" });
+    fader.addEventListener("change", () => stemsChange(t.name, { gain_db: Number(fader.value) }));
+    cell(fader);
+    const pan = document.createElement("input");
+    Object.assign(pan, { type: "range", step: "0.05", min: "-1", max: "1", value: t.pan, className: "pan" });
+    pan.addEventListener("change", () => stemsChange(t.name, { pan: Number(pan.value) }));
+    cell(pan);
+    for (const k of ["mute", "solo"]) {
+      const box = document.createElement("input");
+      Object.assign(box, { type: "checkbox", checked: t[k], className: k });
+      box.addEventListener("change", () => stemsChange(t.name, { [k]: box.checked }));
+      cell(box);
+    }
+    cell(document.createTextNode(t.chain.map((e) => e.type + " " + Object.entries(e.params).filter(([k]) => ["cutoff_hz", "gain_db", "ratio"].includes(k)).map(([k, v]) => k + "=" + v).join(" ")).join(", ") || "-"));
+    cell(document.createTextNode(t.sends.map((s) => s.bus + " " + s.level_db).join(", ") || "-"));
+    body.appendChild(tr);
+  }
+  const out = $("stems-outputs");
+  out.textContent = "";
+  for (const a of st.accepted) {
+    for (const f of a.files) {
+      const link = document.createElement("a");
+      link.href = "/api/stems/" + st.id + "/download/" + f.split("/").map(encodeURIComponent).join("/");
+      link.textContent = f;
+      link.className = "stems-file";
+      out.appendChild(link);
+      out.appendChild(document.createElement("br"));
+    }
+  }
+  stemsAudio("a");
+  stemsAudio("b");
+}
+
+async function stemsChange(name, fields) {
+  const st = await busy("re-rendering", () => call("PUT", "/api/stems/" + sv.st.id + "/tracks", { tracks: { [name]: fields } }));
+  if (st) { status(""); stemsRender(st); } else if (sv.st) stemsRender(sv.st);
+}
+
+async function loadStemFolders() {
+  const d = await call("GET", "/api/stem-folders");
+  const sel = $("stems-list");
+  sel.textContent = "";
+  const none = document.createElement("option");
+  none.value = ""; none.textContent = d.folders.length ? "(a folder of stems)" : "(no folder of stems)";
+  sel.appendChild(none);
+  for (const f of d.folders) { const o = document.createElement("option"); o.value = f; o.textContent = f + "/"; sel.appendChild(o); }
+}
+
+$("stems-open-btn").addEventListener("click", async () => {
+  const path = $("stems-list").value;
+  if (!path) { status("choose a folder of stems", true); return; }
+  status("mixing the stems...");
+  const st = await busy("mixing", () => call("POST", "/api/stems/open", { path }));
+  if (st) { status(""); stemsRender(st); }
+});
+$("stems-play").addEventListener("click", () => {
+  const p = sv.players[sv.current];
+  if (!p) return;
+  if (p.paused) { p.play(); $("stems-play").textContent = "Pause"; } else { p.pause(); $("stems-play").textContent = "Play loop"; }
+});
+for (const b of document.querySelectorAll(".sver")) b.addEventListener("click", () => stemsSwitch(b.dataset.ver));
+$("stems-matched").addEventListener("change", () => stemsSwitch(sv.current));
+$("stems-undo").addEventListener("click", async () => { const st = await busy("undo", () => call("POST", "/api/stems/" + sv.st.id + "/undo")); if (st) stemsRender(st); });
+$("stems-reset").addEventListener("click", async () => { const st = await busy("reset", () => call("POST", "/api/stems/" + sv.st.id + "/reset")); if (st) stemsRender(st); });
+$("stems-accept").addEventListener("click", async () => {
+  const st = await busy("rendering, mastering and exporting", () => call("POST", "/api/stems/" + sv.st.id + "/accept"));
+  if (st) { status("accepted: " + st.just_accepted.folder); stemsRender(st); }
+});
+loadStemFolders().catch((e) => status(e.message, true));

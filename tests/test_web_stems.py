@@ -26,6 +26,8 @@ def env(tmp_path_factory):
     root = base / "root"
     song = make_multitrack(base / "song", seed=5, seconds=10.0, synth="builtin")
     shutil.copytree(song.parent / "stems", root / "band")
+    t = np.arange(int(10.0 * 48000)) / 48000  # a stem at another rate: resampled for A and B
+    sf.write(root / "band" / "pad48.wav", (0.1 * np.sin(2 * np.pi * 220 * t)).astype(np.float32), 48000)
     server = Server(root, base / "ws", base / "home")
     yield server, base
     server.stop()
@@ -104,7 +106,7 @@ def test_the_page_shows_strips_and_follows_a_fader(env):
             page.click("#stems-open-btn")
             page.wait_for_function("window.sv.st && !window.pb.busy", timeout=60000)
             rows = page.locator("#strips tbody tr")
-            assert rows.count() == 5
+            assert rows.count() == 6
             version = page.evaluate("window.sv.st.version")
             gain = page.evaluate("window.sv.st.tracks.find(t => t.name === 'drums').gain_db")
             fader = page.locator("tr[data-track='drums'] input.fader")

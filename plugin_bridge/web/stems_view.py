@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
+import soxr
 import yaml
 
 from ..audio_io import READ_SUFFIXES, write_audio
@@ -94,7 +95,9 @@ class StemsView:
                 f.seek(min(int(start * sr), f.frames))
                 x = f.read(int(round((end - start) * sr)), dtype="float32", always_2d=True).T
             write_audio(loop_dir / f"{t['name']}.wav", x if x.shape[1] else np.zeros((x.shape[0], 1)), sr)
-            if sr == self.sample_rate and x.shape[1]:
+            if sr != self.sample_rate and x.shape[1]:  # as the session graph does: soxr, HQ
+                x = np.ascontiguousarray(soxr.resample(x.T, sr, self.sample_rate, "HQ").T, dtype=np.float32)
+            if x.shape[1]:
                 y = pan_to_stereo(x, 0.0)
                 total[:, : y.shape[1]] += y[:, : total.shape[1]]
         self.audio["a"] = total

@@ -17,8 +17,8 @@ returns one `TrackDecision` per track, each with the reasons a report prints.
    right in pairs, by role and brightness, up to `MAX_SPREAD`. Stereo stems keep their image: the
    balance control moves their energy toward the target, as far as costs at most
    `MAX_BALANCE_LOSS_DB` of their power (`stereo_pan_move`), and the fader restores that loss.
-   The fader also restores the power the high-pass and EQ remove (`insert_power_db`); the job then
-   corrects it by what the inserts measure on the track (`plugin_bridge.stems.job`).
+   The job then corrects every fader by what the track's inserts (high-pass, EQ, compression)
+   measure on it (`plugin_bridge.stems.job.measured_insert_gain`).
 4. **High-pass** (`highpass_for`): where a track holds less than 0.5 % of its power below a
    frequency, a 6 dB/octave high-pass at 0.8 times that frequency (at most 300 Hz; bass at most
    30 Hz, drums 35 Hz) removes rumble that only muddies the mix.
@@ -44,7 +44,6 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import ParameterError
-from ..ml.eqresponse import rbj_power
 from .analysis import BAND_CENTERS_HZ, TrackAnalysis
 from .corpus import ROLES
 
@@ -204,25 +203,6 @@ def balance_pan(position: float, target: float) -> float:
         return 0.0
     t = math.atan(math.tan(th_t) / ratio)
     return float(np.clip(4.0 * t / math.pi - 1.0, -1.0, 1.0))
-
-
-def insert_power_db(band_db: np.ndarray, effects: Sequence[Mapping], sample_rate: float = 44100.0) -> float:
-    """Power change (dB) of a track with third-octave spectrum ``band_db`` (dB relative to its
-    total) through the high-pass and EQ ``effects`` the rules chose: the fader restores it, so the
-    inserts shape the sound without moving the balance."""
-    f = np.asarray(BAND_CENTERS_HZ)
-    power = 10.0 ** (np.asarray(band_db, dtype=np.float64) / 10.0)
-    h = np.ones_like(f)
-    for e in effects:
-        prm = e["params"]
-        if e["type"] == "highpass":  # first order: |H|^2 = x^2 / (1 + x^2)
-            x2 = (f / prm["cutoff_hz"]) ** 2
-            h = h * x2 / (1.0 + x2)
-        elif e["type"] in ("peak", "low_shelf", "high_shelf"):
-            h = h * rbj_power(
-                e["type"], prm["cutoff_hz"], prm["q"], np.float64(prm["gain_db"]), f, sample_rate
-            )
-    return 10.0 * math.log10(max(float(np.sum(power * h)) / float(np.sum(power)), 1e-12))
 
 
 def balance_power_db(position: float, pan: float) -> float:
@@ -408,10 +388,6 @@ def decide_mix(
             d.reasons.append(
                 f"unmasking: {gain:+.1f} dB at {c['cutoff_hz']:.0f} Hz, where it covers {c['for']!r}"
             )
-        eq_db = insert_power_db(a.band_db, d.effects)
-        if abs(eq_db) >= 0.05:
-            d.gain_db = float(np.clip(d.gain_db - eq_db, -60.0, 24.0))
-            d.reasons.append(f"fader {-eq_db:+.1f} dB for the power the high-pass and EQ remove")
         comp = comps[k]
         if comp is not None:
             params = {x: comp[x] for x in ("threshold_db", "ratio", "attack_ms", "release_ms", "makeup_db")}

@@ -5,12 +5,11 @@ in headless chromium shows the runs and links to the files."""
 from __future__ import annotations
 
 import io
-import shutil
 
 import numpy as np
 import pytest
 import soundfile as sf
-from web_server import Server, wait_until
+from web_server import Server, system_chromium, wait_until
 
 from plugin_bridge.audio_io import write_audio
 from plugin_bridge.batch.items import Item
@@ -99,40 +98,21 @@ def test_a_folder_without_a_ledger_is_one_line(env):
 
 
 def test_the_page_shows_the_runs_and_links_to_the_files(env):
-    sync_api = pytest.importorskip("playwright.sync_api")
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    if chromium is None:
-        pytest.skip("Debian's chromium is not installed (make test installs it as root)")
     server, _ = env
-    args = [
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-    ]
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium, headless=True, args=args)
-        try:
-            page = browser.new_page()
-            page.goto(server.url)
-            page.click("#batches-btn")
-            page.wait_for_selector("a.batch-open")
-            assert page.locator("#batch-list tbody tr").count() == 2
-            page.locator("a.batch-open", has_text="run1").click()
-            page.wait_for_selector("table.jobs tbody tr")
-            statuses = page.eval_on_selector_all(
-                "table.jobs tbody tr", "rows => rows.map(r => r.dataset.status)"
-            )
-            assert sorted(statuses) == ["done", "done", "failed"]
-            hrefs = page.eval_on_selector_all(
-                "table.jobs a", "links => links.map(a => a.getAttribute('href'))"
-            )
-            assert any(h.endswith("mix.wav") for h in hrefs)
-            got = wait_until(lambda: page.request.get(server.url + hrefs[0]))
-            assert got.status == 200 and len(got.body()) > 100
-        finally:
-            browser.close()
+    with system_chromium() as browser:
+        page = browser.new_page()
+        page.goto(server.url)
+        page.click("#batches-btn")
+        page.wait_for_selector("a.batch-open")
+        assert page.locator("#batch-list tbody tr").count() == 2
+        page.locator("a.batch-open", has_text="run1").click()
+        page.wait_for_selector("table.jobs tbody tr")
+        statuses = page.eval_on_selector_all("table.jobs tbody tr", "rows => rows.map(r => r.dataset.status)")
+        assert sorted(statuses) == ["done", "done", "failed"]
+        hrefs = page.eval_on_selector_all("table.jobs a", "links => links.map(a => a.getAttribute('href'))")
+        assert any(h.endswith("mix.wav") for h in hrefs)
+        got = wait_until(lambda: page.request.get(server.url + hrefs[0]))
+        assert got.status == 200 and len(got.body()) > 100
 
 
 def test_progress_of_a_running_batch_is_read_while_it_writes(env):

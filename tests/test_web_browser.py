@@ -8,11 +8,10 @@ tabs on two songs apart, accept, and find the exported files on disk and behind 
 from __future__ import annotations
 
 import math
-import shutil
 import subprocess
 
 import pytest
-from web_server import Server
+from web_server import CHROMIUM_ARGS, Server, chromium_path
 
 from plugin_bridge.audio_io import write_audio
 from plugin_bridge.chain import default_chain
@@ -21,21 +20,12 @@ from plugin_bridge.demo import demo_song
 pytestmark = pytest.mark.slow
 pytest.importorskip("starlette")
 sync_api = pytest.importorskip("playwright.sync_api", reason="the test extra's playwright is not installed")
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMIUM = chromium_path()
 if CHROMIUM is None:
     pytest.skip("Debian's chromium is not installed (make test installs it as root)", allow_module_level=True)
 
 SR = 44100
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--autoplay-policy=no-user-gesture-required",
-]
+ARGS = CHROMIUM_ARGS
 
 
 def _system_chromium_version() -> str:

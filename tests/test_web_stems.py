@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import yaml
-from web_server import Server
+from web_server import Server, system_chromium
 
 from plugin_bridge.loudness import integrated_loudness
 from plugin_bridge.songgen.multitrack import make_multitrack
@@ -84,42 +84,25 @@ def test_open_adjust_undo_accept(env):
 
 
 def test_the_page_shows_strips_and_follows_a_fader(env):
-    sync_api = pytest.importorskip("playwright.sync_api")
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    if chromium is None:
-        pytest.skip("Debian's chromium is not installed (make test installs it as root)")
     server, _ = env
-    args = [
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-    ]
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium, headless=True, args=args)
-        try:
-            page = browser.new_page()
-            page.goto(server.url)
-            page.wait_for_function("document.querySelector('#stems-list').options.length > 1")
-            page.select_option("#stems-list", "band")
-            page.click("#stems-open-btn")
-            page.wait_for_function("window.sv.st && !window.pb.busy", timeout=60000)
-            rows = page.locator("#strips tbody tr")
-            assert rows.count() == 6
-            version = page.evaluate("window.sv.st.version")
-            gain = page.evaluate("window.sv.st.tracks.find(t => t.name === 'drums').gain_db")
-            fader = page.locator("tr[data-track='drums'] input.fader")
-            fader.fill(str(gain - 3.0))
-            fader.dispatch_event("change")
-            page.wait_for_function(f"window.sv.st.version > {version} && !window.pb.busy", timeout=30000)
-            got = page.evaluate("window.sv.st.tracks.find(t => t.name === 'drums').gain_db")
-            assert got == pytest.approx(gain - 3.0)
-            page.click("#stems-accept")
-            page.wait_for_selector("a.stems-file", timeout=60000)
-            hrefs = page.eval_on_selector_all(
-                "a.stems-file", "links => links.map(a => a.getAttribute('href'))"
-            )
-            assert any(h.endswith("mix.wav") for h in hrefs)
-        finally:
-            browser.close()
+    with system_chromium() as browser:
+        page = browser.new_page()
+        page.goto(server.url)
+        page.wait_for_function("document.querySelector('#stems-list').options.length > 1")
+        page.select_option("#stems-list", "band")
+        page.click("#stems-open-btn")
+        page.wait_for_function("window.sv.st && !window.pb.busy", timeout=60000)
+        rows = page.locator("#strips tbody tr")
+        assert rows.count() == 6
+        version = page.evaluate("window.sv.st.version")
+        gain = page.evaluate("window.sv.st.tracks.find(t => t.name === 'drums').gain_db")
+        fader = page.locator("tr[data-track='drums'] input.fader")
+        fader.fill(str(gain - 3.0))
+        fader.dispatch_event("change")
+        page.wait_for_function(f"window.sv.st.version > {version} && !window.pb.busy", timeout=30000)
+        got = page.evaluate("window.sv.st.tracks.find(t => t.name === 'drums').gain_db")
+        assert got == pytest.approx(gain - 3.0)
+        page.click("#stems-accept")
+        page.wait_for_selector("a.stems-file", timeout=60000)
+        hrefs = page.eval_on_selector_all("a.stems-file", "links => links.map(a => a.getAttribute('href'))")
+        assert any(h.endswith("mix.wav") for h in hrefs)

@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -74,3 +76,42 @@ def wait_until(check, timeout: float = 30.0, every: float = 0.1):
             return got
         time.sleep(every)
     raise AssertionError("condition not met in time")
+
+
+#: How the tests start Debian's chromium headless (no sandbox as root; no background networking:
+#: this machine's closed network refuses it).
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--autoplay-policy=no-user-gesture-required",
+]
+
+
+def chromium_path() -> str | None:
+    """Debian's chromium executable, or None."""
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@contextmanager
+def system_chromium():
+    """A headless browser on Debian's chromium through playwright (no browser download); the
+    calling test is skipped, with the reason, when either is missing."""
+    import pytest
+
+    sync_api = pytest.importorskip(
+        "playwright.sync_api", reason="the test extra's playwright is not installed"
+    )
+    path = chromium_path()
+    if path is None:
+        pytest.skip("Debian's chromium is not installed (make test installs it as root)")
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=path, headless=True, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()

@@ -169,7 +169,11 @@ def spectral_distance_db(a: np.ndarray, sr_a: float, b: np.ndarray, sr_b: float)
 
 def band_balance_db(audio: np.ndarray, sample_rate: float) -> dict[str, float]:
     """Spectral balance: power in each of `BANDS_HZ` in dB relative to the total from 20 Hz up (-inf if empty)."""
-    freqs, psd = average_spectrum(audio, sample_rate)
+    return band_balance_from_psd(*average_spectrum(audio, sample_rate), sample_rate)
+
+
+def band_balance_from_psd(freqs: np.ndarray, psd: np.ndarray, sample_rate: float) -> dict[str, float]:
+    """`band_balance_db` of a long-term spectrum (``freqs`` Hz, ``psd`` from `average_spectrum`)."""
     nyq = sample_rate / 2.0
     edges = np.array([[lo, min(hi, nyq)] for _, lo, hi in BANDS_HZ])
     powers = band_powers(freqs, psd, edges)
@@ -188,10 +192,19 @@ def mid_side(audio: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return (x[0] + x[1]) / 2.0, (x[0] - x[1]) / 2.0
 
 
+def mid_side_energy(audio: np.ndarray) -> tuple[float, float]:
+    """(mid energy, side energy) of ``audio`` (sums of squares of `mid_side`)."""
+    mid, side = mid_side(audio)
+    return float(np.dot(mid, mid)), float(np.dot(side, side))
+
+
 def stereo_width(audio: np.ndarray) -> float:
     """Side energy / mid energy (ratio; 0 for mono or identical channels, inf for pure side)."""
-    mid, side = mid_side(audio)
-    em, es = float(np.dot(mid, mid)), float(np.dot(side, side))
+    return width_from_energy(*mid_side_energy(audio))
+
+
+def width_from_energy(em: float, es: float) -> float:
+    """Side/mid energy ratio from the mid ``em`` and side ``es`` energies (0 for mono, inf for pure side)."""
     if em == 0.0:
         return 0.0 if es == 0.0 else math.inf
     return es / em

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import os
+import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -30,10 +31,15 @@ from .export.plugin_slots import restore_slots, unbound_plugins
 from .export.recipe import PluginState, Recipe, load_recipe, master_entry, recipe_from_chain, session_of
 from .graph import render_session, render_session_array
 from .loudness import integrated_loudness
-from .mastering import LoudnessTarget, MasterResult, MasterSettings, master_array
-from .ml.assistant import Analysis, Proposal, propose
-from .ml.preference import TasteModel, taste_features
+from .mastering import LoudnessTarget, MasterResult, MasterSettings, master_array, master_file
+from .mastering.streaming import ArraySignal, FileSignal, LoudnessMeter, TruePeakMeter, to_array
+from .ml.assistant import Analysis, Proposal, analyse_signal, propose
+from .ml.preference import TasteModel, taste_features_signal
 from .render import render_array, render_file
+
+#: What the stages take as a song: an in-memory array or a file read block by block
+#: (`plugin_bridge.mastering.streaming`'s signals, with the ``sample_rate`` they were opened at).
+Song = ArraySignal | FileSignal
 
 #: Renders keep effect tails (reverb, delay) in every front end.
 RENDER_TAIL = True
@@ -47,14 +53,45 @@ RENDER_TAIL = True
 def load_song(
     song: str | os.PathLike | np.ndarray, sample_rate: int | None = None, downmix: bool = False
 ) -> tuple[np.ndarray, int]:
-    """Read stage: ``(audio (channels, n) float32, sample rate Hz)`` from a file or a checked array.
-
-    ``downmix`` folds files with more than two channels (5.1...) to stereo, as ``render`` does."""
+    """Read stage, whole: ``(audio (channels, n) float32, sample rate Hz)`` from a file or a checked
+    array. `open_song` reads a file block by block instead (memory bounded)."""
     if isinstance(song, np.ndarray):
         if sample_rate is None:
             raise ParameterError("an audio array needs its sample_rate")
         return check_audio_array(song, sample_rate), int(sample_rate)
     return read_audio(song, downmix)
+
+
+def open_song(
+    song: str | os.PathLike | np.ndarray, sample_rate: int | None = None, downmix: bool = False
+) -> Song:
+    """Read stage, streamed: a checked array as an `ArraySignal`, a file as a `FileSignal` (its header
+    checked now, every block as it is read: a corrupt block raises `AudioError` naming the file and
+    frame). Either has ``sample_rate`` (Hz). ``downmix`` folds files of more than two channels."""
+    if isinstance(song, np.ndarray):
+        audio, sr = load_song(song, sample_rate)
+        signal = ArraySignal(audio)
+        signal.sample_rate = sr
+        return signal
+    return FileSignal(song, downmix)
+
+
+def as_song(audio: np.ndarray | Song, sample_rate: int) -> Song:
+    """``audio`` as a `Song` (an array is wrapped, a signal returned as it is)."""
+    if isinstance(audio, ArraySignal | FileSignal):
+        return audio
+    return open_song(audio, sample_rate)
+
+
+def measure_song(song: Song, sample_rate: int) -> tuple[float, float]:
+    """One pass: the song's integrated loudness (LUFS; -inf when too short to gate) and true peak (dBTP)."""
+    meter, peaks = LoudnessMeter(sample_rate, song.channels, song.frames), TruePeakMeter(song.channels)
+    for block in song.blocks():
+        meter.process(block)
+        peaks.process(block)
+    peaks.flush()
+    loud = -math.inf if song.frames < 0.4 * sample_rate else float(meter.loudness())
+    return loud, 20.0 * math.log10(peaks.peak) if peaks.peak > 0 else -math.inf
 
 
 @dataclass(frozen=True)
@@ -93,7 +130,7 @@ def predict_vector(
 
 
 def choose(
-    audio: np.ndarray,
+    audio: np.ndarray | Song,
     sample_rate: int,
     model: str | None = None,
     chain: str = DEFAULT_CHAIN,
@@ -102,12 +139,14 @@ def choose(
     intensity: float = 1.0,
     analysis: Analysis | None = None,
 ) -> Choice:
-    """The parameters for a song: proposed by the assistant with ``model`` at ``intensity`` (0..1,
+    """The parameters for a song (an array or a `Song`): proposed by the assistant with ``model`` at ``intensity`` (0..1,
     0 = mastering only; on the default chain), or ``chain`` with ``vector`` or ``values`` (unset
     parameters at their defaults). ``analysis`` (`plugin_bridge.ml.assistant.analyse` of ``audio``)
     lets several models share one measurement of the song."""
     if model is not None:
-        prop = propose(audio, sample_rate, model, intensity, analysis)
+        if analysis is None:
+            analysis = analyse_signal(as_song(audio, sample_rate), sample_rate, intensity)
+        prop = propose(None, sample_rate, model, intensity, analysis)
         space = default_space()
         vec = space.to_vector(prop.values)
         return Choice(DEFAULT_CHAIN, space.to_values(vec), [float(v) for v in vec], model, prop)
@@ -116,14 +155,16 @@ def choose(
     return Choice(str(chain), vals, [float(v) for v in space.to_vector(vals)], None)
 
 
-def personalize(choice: Choice, taste: TasteModel | None, audio: np.ndarray, sample_rate: int) -> Choice:
+def personalize(
+    choice: Choice, taste: TasteModel | None, audio: np.ndarray | Song, sample_rate: int
+) -> Choice:
     """Taste stage: the AI's ``choice`` for ``audio`` moved toward a user's learned ``taste``
     (`plugin_bridge.ml.preference`); the same choice for no taste or an empty profile, and for a
     choice not on the default chain (a taste is learned on the default chain's parameters)."""
     if taste is None or taste.n == 0 or choice.chain != DEFAULT_CHAIN:
         return choice
     space = default_space()
-    values = taste.adjust(choice.values, taste_features(audio, sample_rate))
+    values = taste.adjust(choice.values, taste_features_signal(as_song(audio, sample_rate), sample_rate))
     vec = space.to_vector(values)
     return replace(
         choice,
@@ -176,8 +217,55 @@ class MixOutcome:
     seconds: dict[str, float]
 
 
+def render_and_master_file(
+    source: str | os.PathLike,
+    output: str | os.PathLike,
+    chain: str | Sequence,
+    entry: Mapping,
+    *,
+    values: Mapping[str, float] | None = None,
+    backend: str = "auto",
+    tail: bool = RENDER_TAIL,
+    downmix: bool = False,
+    plugin_states: Mapping[str, dict] | None = None,
+) -> tuple[MasterResult, dict[str, float]]:
+    """Render and master stages streamed, file to file: ``source`` through ``chain`` (with
+    ``values``) into a temporary 32-bit float file beside ``output`` (no clipping: the master sets
+    the level), then mastered as the recipe ``entry`` says into ``output`` (`master_file`: atomic,
+    never over the input). Memory does not grow with the song; the samples equal the in-memory
+    path's (`render_array` then `apply_master`). Returns the master's report and the seconds of each stage."""
+    out = check_output_path(output, (source,))
+    folder = out.parent if str(out.parent) else Path(".")
+    with tempfile.TemporaryDirectory(prefix=f".{out.stem}.mix-", dir=folder) as work:
+        mixed = Path(work) / "mixed.wav"
+        t = time.perf_counter()
+        render_file(
+            source,
+            mixed,
+            chain,
+            values=values,
+            backend=backend,
+            tail=tail,
+            downmix=downmix,
+            subtype="FLOAT",
+            progress=False,
+            plugin_states=plugin_states,
+            float_headroom=True,
+        )
+        seconds = {"render": time.perf_counter() - t}
+        t = time.perf_counter()
+        result = master_file(
+            mixed,
+            out,
+            target=LoudnessTarget(**entry["target"]),
+            settings=MasterSettings(**entry["settings"]),
+        )
+        seconds["master"] = time.perf_counter() - t
+    return result, seconds
+
+
 def run_mix(
-    audio: np.ndarray,
+    audio: np.ndarray | Song,
     sample_rate: int,
     choice: Choice,
     mix_path: str | os.PathLike,
@@ -196,21 +284,35 @@ def run_mix(
     """Render, master, write, recipe, exports: the second half of the job for one chosen mix.
 
     Writes the mastered mix to ``mix_path`` and its recipe to ``recipe_path`` (atomically), and
-    the DAW exports to ``export_dir`` when given. ``source`` is the input file the recipe names;
-    ``downmix`` records that it was folded to stereo (more than two channels); ``master_settings``
-    (default ones when None) say how hard mastering may work."""
+    the DAW exports to ``export_dir`` when given. ``audio`` is an array or a `Song`: a file
+    (`FileSignal`) is rendered and mastered streamed, file to file (`render_and_master_file`), so
+    a song of any length fits in memory; an array in memory. ``source`` is the input file the
+    recipe names; ``downmix`` records that it was folded to stereo (more than two channels);
+    ``master_settings`` (default ones when None) say how hard mastering may work."""
 
     be = get_backend(backend).name
-    t = time.perf_counter()
-    mixed = render_choice(audio, sample_rate, choice, be)
-    seconds = {"render": time.perf_counter() - t}
-    mixed_lufs = lufs(mixed, sample_rate)
-    t = time.perf_counter()
     entry = master_entry(target, master_settings)
-    mastered, mres = apply_master(mixed, sample_rate, entry)
-    seconds["master"] = time.perf_counter() - t
-    t = time.perf_counter()
-    write_audio(mix_path, mastered, sample_rate)
+    if isinstance(audio, FileSignal):
+        mres, seconds = render_and_master_file(
+            audio.path, mix_path, choice.chain, entry, values=choice.values, backend=be, downmix=audio.downmix
+        )
+        mixed_lufs = mres.input_lufs
+        t = time.perf_counter()
+        if input_lufs is None:
+            input_lufs = measure_song(audio, sample_rate)[0]
+    else:
+        arr = to_array(audio) if isinstance(audio, ArraySignal) else audio
+        t = time.perf_counter()
+        mixed = render_choice(arr, sample_rate, choice, be)
+        seconds = {"render": time.perf_counter() - t}
+        mixed_lufs = lufs(mixed, sample_rate)
+        t = time.perf_counter()
+        mastered, mres = apply_master(mixed, sample_rate, entry)
+        seconds["master"] = time.perf_counter() - t
+        t = time.perf_counter()
+        write_audio(mix_path, mastered, sample_rate)
+        if input_lufs is None:
+            input_lufs = lufs(arr, sample_rate)
     recipe = recipe_from_chain(
         choice.chain,
         values=choice.values,
@@ -233,7 +335,7 @@ def run_mix(
         choice=choice,
         sample_rate=sample_rate,
         backend=be,
-        input_lufs=lufs(audio, sample_rate) if input_lufs is None else input_lufs,
+        input_lufs=input_lufs,
         mixed_lufs=mixed_lufs,
         master=mres,
         recipe=recipe,
@@ -339,9 +441,18 @@ def render_recipe(
             return render_file(
                 src, output, chain=effects, backend=be, tail=r.tail, downmix=r.downmix, plugin_states=states
             )
-        out = check_output_path(output, (src,))
-        audio, sr = read_audio(src, r.downmix)
-        mix = render_array(audio, sr, effects, backend=be, tail=r.tail, plugin_states=states)
+        result, seconds = render_and_master_file(
+            src, output, effects, r.master, backend=be, tail=r.tail, downmix=r.downmix, plugin_states=states
+        )
+        return MasteredResult(
+            result.output,
+            result.sample_rate,
+            result.channels,
+            result.frames,
+            be,
+            sum(seconds.values()),
+            result.to_dict(),
+        )
     mastered, result = apply_master(mix, sr, r.master)
     write_audio(out, mastered, sr)
     return MasteredResult(

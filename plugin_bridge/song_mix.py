@@ -21,10 +21,10 @@ import numpy as np
 from .chain import DEFAULT_CHAIN, default_space
 from .files import write_atomic
 from .mastering.settings import MasterSettings
-from .ml.assistant import INPUT_TARGET_LUFS, analyse
+from .ml.assistant import INPUT_TARGET_LUFS, analyse_signal
 from .ml.inference import ALL_NAMES, check_intensity, load_model
 from .ml.preference import Profile
-from .pipeline import choose, load_song, lufs, personalize, predict_vector, run_mix
+from .pipeline import choose, load_song, open_song, personalize, predict_vector, run_mix
 from .progress import Progress, no_progress
 from .render import render_array
 
@@ -189,16 +189,17 @@ def mix_song(
     for m in names:
         load_model(m)  # an unknown or missing model is an error before any work
     t0 = time.perf_counter()
-    audio, sr = load_song(song, sample_rate, downmix)
+    audio = open_song(song, sample_rate, downmix)  # a file is read block by block, never whole
+    sr = audio.sample_rate
     label = name or (Path(song).stem if not isinstance(song, np.ndarray) else "song")
     source = None if isinstance(song, np.ndarray) else song
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     t_read = time.perf_counter() - t0
     progress("read")
-    in_lufs = lufs(audio, sr)
     t = time.perf_counter()
-    analysis = analyse(audio, sr, intensity)  # once for every model
+    analysis = analyse_signal(audio, sr, intensity)  # once for every model
+    in_lufs = analysis.input_lufs
     t_analyse = time.perf_counter() - t
     progress("analyse")
     results: dict[str, MixResult] = {}

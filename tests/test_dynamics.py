@@ -82,6 +82,18 @@ def test_plr_is_sample_peak_minus_loudness_and_scale_free():
     assert math.isnan(D.plr_db(np.zeros((2, SR)), SR))
 
 
+@pytest.mark.parametrize("block", [1000, 4410, 65536])
+def test_loudest_excerpt_fed_block_by_block_is_the_whole_signals(block):
+    sr = 8000
+    x = 0.01 * np.random.default_rng(1).standard_normal((2, 70 * sr)).astype(np.float32)
+    x[:, 33 * sr : 47 * sr] *= 10
+    scan = D.LoudestExcerpt(x.shape[1], sr, 10.0)
+    for i in range(0, x.shape[1], block):
+        scan.feed(x[:, i : i + block])
+    start, stop = scan.span()
+    assert (start, stop) == D.loudest_excerpt(x, sr, 10.0) and 33 * sr <= start and stop <= 47 * sr
+
+
 def test_loudest_excerpt_finds_the_loud_part():
     sr = 8000
     x = 0.01 * np.random.default_rng(0).standard_normal((2, 70 * sr))

@@ -1148,6 +1148,24 @@ def test_mix_writes_a_standard_recipe_that_rerenders_the_mastered_mix_and_daw_pr
     assert "export" in res.seconds and not [p for p in out.rglob("*.part*")]
 
 
+@pytest.mark.skipif(not (SHIPPED_MODELS / "cnn.onnx").is_file(), reason="no shipped models")
+def test_mix_of_a_file_is_streamed_and_equals_the_in_memory_mix_sample_for_sample(tmp_path):
+    """A file is analysed, rendered and mastered block by block (memory bounded however long the
+    song); an array in memory. Both give the same decisions and the same samples."""
+    from plugin_bridge.demo import demo_song
+    from plugin_bridge.song_mix import mix_song
+
+    audio = demo_song(12.0)
+    song = tmp_path / "song.wav"
+    sf.write(song, audio.T, SR, subtype="FLOAT")
+    streamed = mix_song(song, tmp_path / "file", model="cnn", backend="pedalboard")
+    in_memory = mix_song(audio, tmp_path / "array", model="cnn", backend="pedalboard", sample_rate=SR)
+    assert streamed.values == pytest.approx(in_memory.values, abs=1e-9)
+    assert streamed.input_lufs == pytest.approx(in_memory.input_lufs, abs=1e-6)
+    assert_same_audio(Path(streamed.files["mix"]), Path(in_memory.files["mix"]))
+    assert sorted(p.name for p in (tmp_path / "file").iterdir() if p.name.startswith(".")) == []
+
+
 # --------------------------------------------------------------------------------------------
 # Export robustness: file modes, bad inputs, no partial output, distinct file names
 # --------------------------------------------------------------------------------------------

@@ -87,6 +87,22 @@ def test_features_shapes_finite_and_level_free():
     assert p3.shape[1:] == (2, N_BANDS, N_FRAMES)
 
 
+@pytest.mark.parametrize(("sr", "channels"), [(SR, 2), (48000, 1), (22050, 2)])
+def test_song_clips_fed_block_by_block_are_the_whole_songs(sr, channels):
+    """A file is analysed block by block (`SongClips`): the same clips as the whole song's, at any rate."""
+    from plugin_bridge.ml.features import SongClips, song_clips
+
+    x = np.random.default_rng(3).standard_normal((channels, 40 * sr)).astype(np.float32) * 0.1
+    x[:, : 10 * sr] *= 0.001  # a near-silent intro: its clips are skipped
+    whole = song_clips(x, sr, n_clips=4)
+    fed = SongClips(x.shape[1], sr, n_clips=4)
+    for i in range(0, x.shape[1], 65536):
+        fed.feed(x[:, i : i + 65536])
+    assert len(whole) == len(fed.clips()) == 4
+    for a, b in zip(whole, fed.clips(), strict=True):
+        assert a.shape == (2, CLIP_FRAMES) and np.array_equal(a, b)
+
+
 def test_torch_features_equal_numpy_features():
     torch = pytest.importorskip("torch")
     frames = band_frames(_music(6.0, 3)).astype(np.float64)

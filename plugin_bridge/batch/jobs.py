@@ -23,7 +23,7 @@ from ..files import write_atomic
 from ..graph import render_session_array
 from ..loudness import amplitude_to_db, true_peak
 from ..mastering.targets import DEFAULT_TARGET
-from ..pipeline import apply_master, choose, load_song, lufs, run_mix
+from ..pipeline import apply_master, choose, lufs, measure_song, open_song, run_mix
 from .items import Item
 
 
@@ -80,12 +80,15 @@ def process_item(item: Item, opts: JobOptions) -> dict:
         recipe.save(out / "recipe.json")
         exports = export_recipe(recipe, export_dir, formats) if export_dir else {}
         row = {"chain": None, "model": None, "vector": None, "values": None}
+        lufs_before, tp_before = lufs(before, sr), amplitude_to_db(true_peak(before))
     else:
-        before, sr = load_song(item.path, downmix=opts.downmix)
+        song = open_song(item.path, downmix=opts.downmix)  # read block by block, never whole
+        sr = song.sample_rate
+        lufs_before, tp_before = measure_song(song, sr)
         model = opts.model if opts.job == "mix" else None
-        choice = choose(before, sr, model, opts.chain, opts.values or None, opts.vector)
+        choice = choose(song, sr, model, opts.chain, opts.values or None, opts.vector)
         done = run_mix(
-            before,
+            song,
             sr,
             choice,
             out / "mix.wav",
@@ -95,6 +98,7 @@ def process_item(item: Item, opts: JobOptions) -> dict:
             target=opts.target,
             export_dir=export_dir,
             export_formats=formats,
+            input_lufs=lufs_before,
             downmix=opts.downmix,
         )
         res, exports, row = done.master, done.exports, choice.to_dict()
@@ -104,8 +108,8 @@ def process_item(item: Item, opts: JobOptions) -> dict:
         "kind": item.kind,
         **row,
         "target": opts.target,
-        "lufs_before": _db(lufs(before, sr)),
-        "true_peak_before": _db(amplitude_to_db(true_peak(before))),
+        "lufs_before": _db(lufs_before),
+        "true_peak_before": _db(tp_before),
         "lufs_after": _db(res.output_lufs),
         "true_peak_after": _db(res.output_true_peak_dbtp),
         "render_seconds": round(time.perf_counter() - start, 3),

@@ -90,6 +90,24 @@ def to_array(signal) -> np.ndarray:
     return out
 
 
+def read_span(signal, start: int, stop: int) -> np.ndarray:
+    """Samples ``[start, stop)`` of a signal as a float32 ``(channels, stop - start)`` array: a view
+    of an array signal, else read block by block up to ``stop`` (only that span is kept)."""
+    if isinstance(signal, ArraySignal):
+        return signal.array[:, start:stop]
+    out = np.empty((signal.channels, max(0, stop - start)), dtype=np.float32)
+    position = 0
+    for block in signal.blocks():
+        a, b = position, position + block.shape[1]
+        lo, hi = max(a, start), min(b, stop)
+        if lo < hi:
+            out[:, lo - start : hi - start] = block[:, lo - a : hi - a]
+        position = b
+        if position >= stop:
+            break
+    return out
+
+
 class MemoryStore(ArraySignal):
     """A float32 store in memory: an array with `append` (and array slicing)."""
 

@@ -19,9 +19,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..chain import default_space
-from ..loudness import integrated_loudness
-from .dynamics import CompressorChoice, compressor_rule, load_dynamics
-from .features import song_features
+from ..loudness import integrated_loudness, is_shorter_than_block
+from ..mastering.streaming import ArraySignal, LoudnessMeter, read_span
+from .dynamics import CompressorChoice, LoudestExcerpt, compressor_rule_excerpt, load_dynamics, preroll_start
+from .features import SongClips, features_of_clips
 from .inference import EnsembleModel, Moves, OnnxModel, check_intensity, load_model, song_moves
 
 #: Loudness (LUFS) the input gain brings a song to before the compressor.
@@ -67,44 +68,76 @@ def _num(v: float) -> float | None:
     return round(float(v), 2) if math.isfinite(v) else None
 
 
+def gain_to_input_target(lufs: float) -> float:
+    """The input gain (dB, within the chain's range) that brings a song measured at ``lufs`` to
+    `INPUT_TARGET_LUFS` (0 dB when the loudness is not finite: silent or unmeasurable)."""
+    if not math.isfinite(lufs):
+        return 0.0
+    spec = default_space().spec("input.gain_db")
+    return float(np.clip(INPUT_TARGET_LUFS - lufs, spec.min, spec.max))
+
+
 def input_gain_db(audio: np.ndarray, sample_rate: int) -> float:
     """The gain (dB, within the chain's range) that brings ``audio`` to `INPUT_TARGET_LUFS`
     (0 dB for audio too short or too quiet to measure)."""
-    spec = default_space().spec("input.gain_db")
     try:
         lufs = float(integrated_loudness(audio, sample_rate))
     except Exception:  # too short to gate
         return 0.0
-    if not math.isfinite(lufs):
-        return 0.0
-    return float(np.clip(INPUT_TARGET_LUFS - lufs, spec.min, spec.max))
+    return gain_to_input_target(lufs)
 
 
 @dataclass(frozen=True)
 class Analysis:
     """What the assistant measures of a song once, whatever the model: the clip features
     (``patch``, ``glob``), the measured ``input_gain_db`` and the compressor rule's ``compressor``
-    choice at ``intensity`` (None at intensity 0)."""
+    choice at ``intensity`` (None at intensity 0); ``input_lufs``, the song's integrated loudness
+    (LUFS; -inf for audio too short to gate)."""
 
     patch: np.ndarray
     glob: np.ndarray
     input_gain_db: float
     compressor: CompressorChoice | None
     intensity: float
+    input_lufs: float = -math.inf
 
 
 def analyse(audio: np.ndarray, sample_rate: int, intensity: float = 1.0) -> Analysis:
     """Measure ``audio`` ``(channels, n)`` at ``sample_rate`` Hz for `propose` at ``intensity``:
     one analysis serves every model (``mix --model all``)."""
+    return analyse_signal(ArraySignal(np.asarray(audio, dtype=np.float32)), sample_rate, intensity)
+
+
+def analyse_signal(signal, sample_rate: int, intensity: float = 1.0) -> Analysis:
+    """`analyse` of a signal (`plugin_bridge.mastering.streaming`: an array or a file read block by
+    block): one pass measures the loudness, picks the analysis clips and the loudest excerpt,
+    keeping only those; a second, partial read takes the excerpt for the compressor rule. Memory
+    does not grow with the song's length."""
     intensity = check_intensity(intensity)
-    patch, glob = song_features(audio, sample_rate)
-    gain = input_gain_db(audio, sample_rate)
-    comp = compressor_rule(audio, sample_rate, gain, load_dynamics(), intensity) if intensity > 0.0 else None
-    return Analysis(patch, glob, gain, comp, intensity)
+    frames = signal.frames
+    if frames == 0:
+        raise ValueError("cannot analyse empty audio")
+    meter = LoudnessMeter(sample_rate, signal.channels, frames)
+    clips = SongClips(frames, sample_rate)
+    loudest = LoudestExcerpt(frames, sample_rate)
+    for block in signal.blocks():
+        meter.process(block)
+        clips.feed(block)
+        loudest.feed(block)
+    lufs = -math.inf if is_shorter_than_block(frames, sample_rate) else float(meter.loudness())
+    gain = gain_to_input_target(lufs)
+    patch, glob = features_of_clips(clips.clips())
+    comp = None
+    if intensity > 0.0:
+        start, stop = loudest.span()
+        pre = preroll_start(start, sample_rate)
+        excerpt = read_span(signal, pre, stop)
+        comp = compressor_rule_excerpt(excerpt, start - pre, sample_rate, gain, load_dynamics(), intensity)
+    return Analysis(patch, glob, gain, comp, intensity, lufs)
 
 
 def propose(
-    audio: np.ndarray,
+    audio: np.ndarray | None,
     sample_rate: int,
     model: str | OnnxModel | EnsembleModel = "ensemble",
     intensity: float = 1.0,
@@ -112,7 +145,8 @@ def propose(
 ) -> Proposal:
     """The assistant's proposal for ``audio`` ``(channels, n)`` at ``sample_rate`` Hz with ``model``
     (a name or a loaded model) at ``intensity`` (0..1; see the module docstring). ``analysis``
-    (`analyse` of the same audio at the same intensity) saves measuring the song again."""
+    (`analyse` of the same audio at the same intensity) saves measuring the song again (``audio``
+    may then be None)."""
     intensity = check_intensity(intensity)
     if analysis is None:
         analysis = analyse(audio, sample_rate, intensity)

@@ -153,6 +153,50 @@ def crest_factor_db(audio: np.ndarray) -> float:
     return 20.0 * math.log10(peak) - 10.0 * math.log10(ms) if ms > 0 else math.nan
 
 
+class LoudestExcerpt:
+    """The loudest ``seconds`` of a song fed block by block (`loudest_excerpt`'s rule).
+
+    ``feed`` takes consecutive ``(channels, m)`` blocks of a ``frames``-sample song at
+    ``sample_rate`` Hz and keeps one float64 per `EXCERPT_HOP_S` hop (the channel-summed signal's
+    energy), so a song of any length costs a few hundred kB. ``span()`` is ``(start, stop)`` samples.
+    """
+
+    def __init__(self, frames: int, sample_rate: float, seconds: float = EXCERPT_S) -> None:
+        self.frames = int(frames)
+        self.length = int(round(seconds * sample_rate))
+        self.hop = max(1, int(round(EXCERPT_HOP_S * sample_rate)))
+        self.hops = self.frames // self.hop
+        self.energy = np.zeros(self.hops if self.frames > self.length else 0)
+        self.position = 0
+        self._carry = np.zeros(0, dtype=np.float32)
+
+    def feed(self, block: np.ndarray) -> None:
+        """Take the next ``(channels, m)`` block."""
+        if not self.energy.size:
+            return
+        x = _as_2d(block)
+        end = min(x.shape[1], self.hops * self.hop - self.position)  # the tail after the last hop is unused
+        self.position += x.shape[1]
+        if end <= 0:
+            return
+        mono = np.concatenate((self._carry, x[:, :end].sum(axis=0, dtype=np.float32)))
+        whole = mono.shape[0] // self.hop
+        first = (self.position - x.shape[1] - self._carry.shape[0]) // self.hop
+        rows = mono[: whole * self.hop].reshape(whole, self.hop)
+        self.energy[first : first + whole] = np.einsum("ij,ij->i", rows, rows, dtype=np.float64)
+        self._carry = mono[whole * self.hop :]
+
+    def span(self) -> tuple[int, int]:
+        """``(start, stop)`` samples of the loudest excerpt (the whole of a song no longer than it)."""
+        if self.frames <= self.length:
+            return 0, self.frames
+        per = max(1, self.length // self.hop)
+        cs = np.concatenate(([0.0], np.cumsum(self.energy)))
+        window = cs[per:] - cs[:-per]
+        start = min(int(np.argmax(window)) * self.hop, self.frames - self.length)
+        return start, start + self.length
+
+
 def loudest_excerpt(audio: np.ndarray, sample_rate: float, seconds: float = EXCERPT_S) -> tuple[int, int]:
     """``(start, stop)`` samples of the loudest ``seconds`` of ``audio`` (the whole of a shorter signal).
 
@@ -160,21 +204,9 @@ def loudest_excerpt(audio: np.ndarray, sample_rate: float, seconds: float = EXCE
     `EXCERPT_HOP_S` grid: a cheap stand-in for loudness that only has to pick the dense part).
     """
     x = _as_2d(audio)
-    n = x.shape[1]
-    length = int(round(seconds * sample_rate))
-    if n <= length:
-        return 0, n
-    hop = max(1, int(round(EXCERPT_HOP_S * sample_rate)))
-    frames = n // hop
-    mono = x[:, : frames * hop].sum(axis=0, dtype=np.float32)
-    blocks = mono.reshape(frames, hop)
-    energy = np.einsum("ij,ij->i", blocks, blocks, dtype=np.float64)
-    per = max(1, length // hop)
-    cs = np.concatenate(([0.0], np.cumsum(energy)))
-    window = cs[per:] - cs[:-per]
-    start = int(np.argmax(window)) * hop
-    start = min(start, n - length)
-    return start, start + length
+    scan = LoudestExcerpt(x.shape[1], sample_rate, seconds)
+    scan.feed(x)
+    return scan.span()
 
 
 def _dual_mono(x: np.ndarray) -> np.ndarray:
@@ -415,6 +447,11 @@ def _setting(u: float, t_hi: float, t_lo: float) -> tuple[float, float]:
     return t_hi + (min(u, 2.0) - 1.0) * (t_lo - t_hi), RATIO
 
 
+def preroll_start(start: int, sample_rate: float) -> int:
+    """The first sample the rule reads for an excerpt starting at ``start``: `PREROLL_S` before it."""
+    return max(0, start - int(round(PREROLL_S * sample_rate)))
+
+
 def compressor_rule(
     audio: np.ndarray,
     sample_rate: float,
@@ -428,15 +465,29 @@ def compressor_rule(
     is applied here, as the chain does before its compressor); ``stats`` the corpus PLR
     (`load_dynamics`); ``intensity`` in [0, 1] scales the move (0: bypass).
     """
-    ranges = _ranges()
     x = _as_2d(audio)
+    start, stop = loudest_excerpt(x, sample_rate)
+    pre = preroll_start(start, sample_rate)
+    return compressor_rule_excerpt(x[:, pre:stop], start - pre, sample_rate, input_gain_db, stats, intensity)
+
+
+def compressor_rule_excerpt(
+    excerpt: np.ndarray,
+    offset: int,
+    sample_rate: float,
+    input_gain_db: float,
+    stats: DynamicsStats,
+    intensity: float = 1.0,
+) -> CompressorChoice:
+    """`compressor_rule` given the song's loudest excerpt (`loudest_excerpt`) read from
+    `preroll_start`: ``excerpt`` ``(channels, m)`` whose first ``offset`` samples are the pre-roll."""
+    ranges = _ranges()
+    x = _as_2d(excerpt)
     if not math.isfinite(float(intensity)) or not math.isfinite(float(input_gain_db)):
         raise ParameterError(f"intensity ({intensity}) and input gain ({input_gain_db} dB) must be finite")
     intensity = min(max(float(intensity), 0.0), 1.0)
-    start, stop = loudest_excerpt(x, sample_rate)
-    pre = max(0, start - int(round(PREROLL_S * sample_rate)))
     gain = 10.0 ** (float(input_gain_db) / 20.0)
-    ex = _Excerpt(np.multiply(_dual_mono(x[:, pre:stop]), gain, dtype=np.float64), start - pre, sample_rate)
+    ex = _Excerpt(np.multiply(_dual_mono(x), gain, dtype=np.float64), offset, sample_rate)
     plr = ex.plr
 
     def bypass(reason: str, renders: int = 0) -> CompressorChoice:

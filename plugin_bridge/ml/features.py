@@ -277,25 +277,97 @@ def clip_features(clip: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return features_from_bands(band_frames(np.asarray(clip)[:, :CLIP_FRAMES]))
 
 
+def _clip_starts(n: int, n_clips: int) -> np.ndarray:
+    """Candidate clip starts (samples at `FEATURE_SR`) in a song of ``n`` feature-rate samples."""
+    return np.linspace(0.05 * (n - CLIP_FRAMES), 0.95 * (n - CLIP_FRAMES), max(1, 2 * n_clips)).astype(int)
+
+
+#: Feature-rate samples read on each side of a clip before resampling it (the resampler's edges).
+_RESAMPLE_MARGIN = 256
+
+
+class SongClips:
+    """The analysis clips of a song fed block by block (`song_clips`' rule, for files never held whole).
+
+    ``feed`` takes consecutive ``(channels, m)`` blocks at ``sample_rate`` Hz; only the candidate
+    clips' spans (and a running sum of squares) are kept, so memory is a few clips whatever the
+    song's length. A song at another rate than `FEATURE_SR` is resampled clip by clip (each span read
+    with a margin of `_RESAMPLE_MARGIN` feature-rate samples, so the resampler's edges fall outside
+    the clip). ``clips()`` returns up to ``n_clips`` ``(2, CLIP_FRAMES)`` float32 clips.
+    """
+
+    def __init__(self, frames: int, sample_rate: int, n_clips: int = 6) -> None:
+        self.frames, self.sample_rate, self.n_clips = int(frames), int(sample_rate), n_clips
+        g = int(np.gcd(self.sample_rate, FEATURE_SR))
+        self.up, self.down = FEATURE_SR // g, self.sample_rate // g
+        self.n = -(-self.frames * self.up // self.down)  # feature-rate length (resample_poly's)
+        self.position, self.sumsq, self.channels = 0, 0.0, 1
+        if self.n <= CLIP_FRAMES:
+            self.spans = [(0, self.frames, 0)]
+        else:
+            self.spans = [self._span(int(s)) for s in _clip_starts(self.n, n_clips)]
+        self.parts: list[list[np.ndarray]] = [[] for _ in self.spans]
+
+    def _span(self, start: int) -> tuple[int, int, int]:
+        """(first, stop) source samples to read for a clip at feature-rate ``start``, and the clip's
+        offset in the resampled span."""
+        if self.up == self.down:
+            return start, start + CLIP_FRAMES, 0
+        a = max(0, (start - _RESAMPLE_MARGIN) // self.up) * self.up  # on the common grid
+        b = min(self.n, -(-(start + CLIP_FRAMES + _RESAMPLE_MARGIN) // self.up) * self.up)
+        return a // self.up * self.down, min(self.frames, -(-b * self.down // self.up)), start - a
+
+    def feed(self, block: np.ndarray) -> None:
+        """Take the next ``(channels, m)`` block of the song."""
+        x = np.atleast_2d(block)
+        self.channels = x.shape[0]
+        a, b = self.position, self.position + x.shape[1]
+        self.position = b
+        self.sumsq += float(np.einsum("ij,ij->", x, x, dtype=np.float64))
+        for (first, stop, _), parts in zip(self.spans, self.parts, strict=True):
+            lo, hi = max(first, a), min(stop, b)
+            if lo < hi:
+                parts.append(x[:, lo - a : hi - a].astype(np.float32, copy=True))
+
+    def _clip(self, k: int) -> np.ndarray:
+        first, stop, offset = self.spans[k]
+        parts = self.parts[k]
+        x = np.concatenate(parts, axis=1) if parts else np.zeros((self.channels, 0), np.float32)
+        x = to_feature_rate(x, self.sample_rate)[:, offset : offset + CLIP_FRAMES]
+        return np.pad(x, ((0, 0), (0, CLIP_FRAMES - x.shape[1]))) if x.shape[1] < CLIP_FRAMES else x
+
+    def clips(self) -> list[np.ndarray]:
+        """Up to ``n_clips`` clips (clips more than 20 dB below the song's mean level are skipped
+        when louder ones exist), each ``(2, CLIP_FRAMES)`` float32."""
+        clips = [self._clip(k) for k in range(len(self.spans))]
+        if len(clips) == 1:
+            return clips
+        total = self.sumsq / max(1, self.channels * self.frames) + 1e-20
+        loud = [c for c in clips if np.mean(c.astype(np.float64) ** 2) > total * 0.01]
+        chosen = loud or clips
+        idx = np.linspace(0, len(chosen) - 1, min(self.n_clips, len(chosen))).round().astype(int)
+        return [chosen[i] for i in idx]
+
+
 def song_clips(audio: np.ndarray, sample_rate: int, n_clips: int = 6) -> list[np.ndarray]:
     """Up to ``n_clips`` evenly spaced `CLIP_S`-second clips of a song (clips more than 20 dB below the
-    song's mean level are skipped when louder ones exist); each ``(2, CLIP_FRAMES)`` float32."""
-    x = to_feature_rate(audio, sample_rate)
-    n = x.shape[1]
-    if n <= CLIP_FRAMES:
-        return [np.pad(x, ((0, 0), (0, CLIP_FRAMES - n)))]
-    starts = np.linspace(0.05 * (n - CLIP_FRAMES), 0.95 * (n - CLIP_FRAMES), max(1, 2 * n_clips)).astype(int)
-    total = float(np.mean(x.astype(np.float64) ** 2)) + 1e-20
-    clips = [x[:, s : s + CLIP_FRAMES] for s in starts]
-    loud = [c for c in clips if np.mean(c.astype(np.float64) ** 2) > total * 0.01]
-    chosen = loud or clips
-    idx = np.linspace(0, len(chosen) - 1, min(n_clips, len(chosen))).round().astype(int)
-    return [chosen[i] for i in idx]
+    song's mean level are skipped when louder ones exist); each ``(2, CLIP_FRAMES)`` float32.
+    The same clips as `SongClips` fed the song block by block."""
+    x = np.asarray(audio, dtype=np.float32)
+    x = x[None, :] if x.ndim == 1 else x[:2]
+    collector = SongClips(x.shape[1], sample_rate, n_clips)
+    collector.feed(x)
+    return collector.clips()
+
+
+def features_of_clips(clips: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """`clip_features` of each clip stacked: ``(patch (k, 2, N_BANDS, N_FRAMES), glob (k, N_GLOBAL))``."""
+    feats = [clip_features(c) for c in clips]
+    return np.stack([f[0] for f in feats]), np.stack([f[1] for f in feats])
 
 
 def song_features(audio: np.ndarray, sample_rate: int, n_clips: int = 6) -> tuple[np.ndarray, np.ndarray]:
     """Features of ``n_clips`` clips of a song: ``(patch (k, 2, N_BANDS, N_FRAMES), glob (k, N_GLOBAL))``.
 
     A model predicts per clip; `plugin_bridge.ml.inference` combines the clip predictions."""
-    feats = [clip_features(c) for c in song_clips(audio, sample_rate, n_clips)]
-    return np.stack([f[0] for f in feats]), np.stack([f[1] for f in feats])
+    return features_of_clips(song_clips(audio, sample_rate, n_clips))

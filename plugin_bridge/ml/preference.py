@@ -34,9 +34,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..analysis import band_balance_db, stereo_width
+from ..analysis import band_balance_from_psd, mid_side_energy, width_from_energy
 from ..chain import default_space
 from ..errors import ParameterError
+from ..mastering.streaming import ArraySignal, SpectrumMeter
 
 #: Pseudo-count of the shrinkage toward the AI (accepts worth of "the AI was right").
 PRIOR_ACCEPTS = 1.0
@@ -86,9 +87,20 @@ def taste_features(audio: np.ndarray, sample_rate: int) -> np.ndarray:
     """The song features a taste may depend on (`FEATURE_NAMES`): spectral balance of five bands
     (dB relative to the total, floored at -80) and stereo width (side/mid energy in dB, floored at
     -40), for ``(channels, n)`` audio at ``sample_rate`` Hz."""
-    bands = band_balance_db(audio, sample_rate)
+    return taste_features_signal(ArraySignal(np.asarray(audio, dtype=np.float32)), sample_rate)
+
+
+def taste_features_signal(signal, sample_rate: int) -> np.ndarray:
+    """`taste_features` of a signal (`plugin_bridge.mastering.streaming`), read block by block."""
+    spectrum = SpectrumMeter(sample_rate, signal.channels, signal.frames)
+    em = es = 0.0
+    for block in signal.blocks():
+        spectrum.process(block)
+        m, s = mid_side_energy(block)
+        em, es = em + m, es + s
+    bands = band_balance_from_psd(*spectrum.result(), sample_rate)
     vals = [max(-80.0, v) if math.isfinite(v) else -80.0 for v in bands.values()]
-    w = stereo_width(audio)
+    w = width_from_energy(em, es)
     width_db = 10.0 * math.log10(w) if 0.0 < w < math.inf else (-40.0 if w == 0.0 else 40.0)
     return np.asarray([*vals, max(-40.0, width_db)], dtype=np.float64)
 

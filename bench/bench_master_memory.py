@@ -1,4 +1,4 @@
-"""Benchmark: peak resident memory and wall time of ``plugin-bridge master``, by song length.
+"""Benchmark: peak resident memory and wall time of ``plugin-bridge master`` and ``mix``, by song length.
 
 Generates 44.1 kHz stereo float WAVs in a temporary folder (pink-ish noise plus tones, a little DC
 so the DC high-pass runs too, and a brighter, wider reference of 3 minutes), then runs
@@ -8,7 +8,14 @@ without GNU time, from ``resource.getrusage(RUSAGE_CHILDREN)``. The files are wr
 block, so generating a 60-minute song needs no more memory than the master does. Disk: about
 0.6 GB per 60 minutes of input, and up to four times that for the master's temporary stores.
 
-Usage: python bench/bench_master_memory.py [--minutes 3 60] [--no-reference]
+``plugin-bridge mix SONG`` (the whole AI job as a cold process: read, analyse, predict, render,
+master, write, recipe, DAW exports) runs on the same songs, and, in the same run on the shortest
+song, matchering 2's reference master of it (with the brighter 3-minute reference, 16-bit output;
+skipped with a hint when matchering is not installed): the issue's yardstick is mix time /
+matchering time. Every child runs on one core (the first of this process's affinity); the CPU time
+(user + system) is printed beside the wall time, since a shared machine stretches the wall time.
+
+Usage: python bench/bench_master_memory.py [--minutes 3 60] [--no-reference] [--no-mix]
 """
 
 from __future__ import annotations
@@ -49,32 +56,50 @@ def write_song(path: Path, minutes: float, bright: bool = False, seed: int = 0) 
             f.write(x.T.astype(np.float32))
 
 
-def run(args: list[str]) -> tuple[float, float]:
-    """Peak RSS (MB) and wall time (s) of one child process."""
+MATCHERING = (
+    "import sys, matchering as mg; "
+    "mg.process(target=sys.argv[1], reference=sys.argv[2], results=[mg.pcm16(sys.argv[3])])"
+)
+
+
+def _one_core() -> None:
+    if hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
+
+
+def run(args: list[str]) -> tuple[float, float, float]:
+    """Peak RSS (MB), wall time and CPU time (user + system, s) of one child process, on one core."""
     gnu_time = shutil.which("time") or ("/usr/bin/time" if os.path.exists("/usr/bin/time") else None)
     t0 = time.perf_counter()
     if gnu_time:
-        p = subprocess.run([gnu_time, "-v", *args], capture_output=True, text=True)
+        p = subprocess.run([gnu_time, "-v", *args], capture_output=True, text=True, preexec_fn=_one_core)
         seconds = time.perf_counter() - t0
         if p.returncode:
             sys.exit(f"failed: {' '.join(args)}\n{p.stderr[-2000:]}")
         kb = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", p.stderr).group(1))
-        return kb / 1024, seconds
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    p = subprocess.run(args, capture_output=True, text=True)
+        cpu = sum(
+            float(re.search(rf"{k} time \(seconds\): ([\d.]+)", p.stderr).group(1))
+            for k in ("User", "System")
+        )
+        return kb / 1024, seconds, cpu
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    before, cpu0 = usage.ru_maxrss, usage.ru_utime + usage.ru_stime
+    p = subprocess.run(args, capture_output=True, text=True, preexec_fn=_one_core)
     seconds = time.perf_counter() - t0
     if p.returncode:
         sys.exit(f"failed: {' '.join(args)}\n{p.stderr[-2000:]}")
-    kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    kb, cpu = usage.ru_maxrss, usage.ru_utime + usage.ru_stime - cpu0
     if kb <= before:  # the maximum over all children: only trust it when it grew
         print(f"  (getrusage cannot separate this run from a bigger earlier one: >= {kb / 1024:.0f} MB)")
-    return kb / 1024, seconds
+    return kb / 1024, seconds, cpu
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--minutes", type=float, nargs="+", default=[3.0, 60.0])
     ap.add_argument("--no-reference", action="store_true", help="skip the --reference runs")
+    ap.add_argument("--no-mix", action="store_true", help="skip the mix and matchering runs")
     ap.add_argument("--keep", metavar="DIR", help="generate into DIR and keep the files")
     a = ap.parse_args()
     folder = Path(a.keep) if a.keep else Path(tempfile.mkdtemp(prefix="bench-master-"))
@@ -82,7 +107,7 @@ def main() -> None:
     rows = []
     try:
         ref = folder / "ref.wav"
-        if not a.no_reference and not ref.exists():
+        if not ref.exists():
             write_song(ref, 3.0, bright=True, seed=1)
         for minutes in a.minutes:
             src = folder / f"song_{minutes:g}min.wav"
@@ -91,19 +116,55 @@ def main() -> None:
             cases = [("master", [])] + (
                 [] if a.no_reference else [("master --reference", ["--reference", str(ref)])]
             )
-            for name, extra in cases:
-                out = folder / "out.wav"
-                cmd = [sys.executable, "-m", "plugin_bridge.cli", "master", str(src), "-o", str(out), *extra]
-                mb, seconds = run(cmd)
-                rows.append((minutes, name, mb, seconds))
-                print(f"{minutes:g} min  {name:<20} {mb:8.0f} MB  {seconds:7.1f} s", flush=True)
-                out.unlink()
+            cli = [sys.executable, "-m", "plugin_bridge.cli"]
+            commands = [
+                (name, [*cli, "master", str(src), "-o", "{out}.wav", *extra]) for name, extra in cases
+            ]
+            if not a.no_mix:
+                commands.append(("mix (AI job, cold)", [*cli, "mix", str(src), "-o", "{out}", "--quiet"]))
+                if minutes == min(a.minutes) and has_matchering():
+                    commands.append(
+                        (
+                            "matchering reference master",
+                            [sys.executable, "-c", MATCHERING, str(src), "{out}.wav"],
+                        )
+                    )
+            for name, cmd in commands:
+                out = folder / "out"
+                mb, seconds, cpu = run([c.replace("{out}", str(out)) for c in cmd])
+                rows.append((minutes, name, mb, seconds, cpu))
+                print(
+                    f"{minutes:g} min  {name:<28} {mb:8.0f} MB  {seconds:7.1f} s  (CPU {cpu:.1f} s)",
+                    flush=True,
+                )
+                shutil.rmtree(out, ignore_errors=True)
+                Path(f"{out}.wav").unlink(missing_ok=True)
     finally:
         if not a.keep:
             shutil.rmtree(folder, ignore_errors=True)
-    print("\n| song | command | peak RSS (MB) | wall (s) |\n|---|---|---:|---:|")
-    for minutes, name, mb, seconds in rows:
-        print(f"| {minutes:g} min | {name} | {mb:.0f} | {seconds:.1f} |")
+    print("\n| song | command | peak RSS (MB) | wall (s) | CPU (s) |\n|---|---|---:|---:|---:|")
+    for minutes, name, mb, seconds, cpu in rows:
+        print(f"| {minutes:g} min | {name} | {mb:.0f} | {seconds:.1f} | {cpu:.1f} |")
+    times = {(m, n): s for m, n, _, s, _ in rows}
+    cpus = {(m, n): c for m, n, _, _, c in rows}
+    shortest = min(a.minutes)
+    mix, ref = (
+        times.get((shortest, "mix (AI job, cold)")),
+        times.get((shortest, "matchering reference master")),
+    )
+    if mix and ref:
+        cpu = cpus[(shortest, "mix (AI job, cold)")] / cpus[(shortest, "matchering reference master")]
+        print(
+            f"\n{shortest:g} min: mix / matchering's reference master (same run, one core): "
+            f"wall {mix / ref:.2f}, CPU {cpu:.2f}"
+        )
+    elif not a.no_mix:
+        print("\nmatchering is not installed (.venv/bin/pip install matchering): no ratio")
+
+
+def has_matchering() -> bool:
+    """True when matchering 2 imports here."""
+    return subprocess.run([sys.executable, "-c", "import matchering"], capture_output=True).returncode == 0
 
 
 if __name__ == "__main__":

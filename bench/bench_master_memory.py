@@ -126,7 +126,7 @@ def main() -> None:
                     commands.append(
                         (
                             "matchering reference master",
-                            [sys.executable, "-c", MATCHERING, str(src), "{out}.wav"],
+                            [sys.executable, "-c", MATCHERING, str(src), str(ref), "{out}.wav"],
                         )
                     )
             for name, cmd in commands:

@@ -691,3 +691,19 @@ def test_max_limiting_lets_the_user_through_the_6_db_cap(tmp_path, capsys, caplo
     assert main(["master", str(src), "-o", str(tmp_path / "c.wav"), "--max-limiting", "40"]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "outside 0..20 dB" in err and not (tmp_path / "c.wav").exists()
+
+
+def test_master_reports_each_stage_to_its_progress_bar(tmp_path):
+    """Long masters show a stage bar (`plugin_bridge.progress`): every stage is reported, in order,
+    and the command line takes --quiet."""
+    src = tmp_path / "in.wav"
+    ref = tmp_path / "ref.wav"
+    sf.write(src, song(4.0).T, SR, subtype="FLOAT")
+    sf.write(ref, pink_noise(4.0, level_db=-14.0).T, SR, subtype="FLOAT")
+    seen: list[str] = []
+    master_file(src, tmp_path / "out.wav", "streaming", progress=seen.append)
+    assert seen == ["checked", "measured", "rendered"]
+    seen.clear()
+    master_file(src, tmp_path / "out2.wav", reference=ref, progress=seen.append)
+    assert seen == ["checked", "measured", "matched to the reference", "rendered"]
+    assert main(["master", str(src), "-o", str(tmp_path / "out3.wav"), "--quiet"]) == 0

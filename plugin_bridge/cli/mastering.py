@@ -21,18 +21,21 @@ def _fmt(v: float | None, spec: str = ".2f") -> str:
 
 def _cmd_master(args: argparse.Namespace) -> int:
     from ..mastering import master_file
+    from ..progress import stage_bar
 
-    result = master_file(
-        args.input,
-        args.output,
-        target=args.target,
-        reference=args.reference,
-        lufs=args.lufs,
-        ceiling_dbtp=args.ceiling,
-        subtype=SUBTYPES[args.bit_depth] if args.bit_depth else None,
-        downmix=args.downmix,
-        settings=MasterSettings.limited_to(args.max_limiting),
-    )
+    with stage_bar(4 if args.reference else 3, "master", args.quiet) as bar:
+        result = master_file(
+            args.input,
+            args.output,
+            target=args.target,
+            reference=args.reference,
+            lufs=args.lufs,
+            ceiling_dbtp=args.ceiling,
+            subtype=SUBTYPES[args.bit_depth] if args.bit_depth else None,
+            downmix=args.downmix,
+            settings=MasterSettings.limited_to(args.max_limiting),
+            progress=bar,
+        )
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))
         return 0
@@ -168,6 +171,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     m.add_argument("--downmix", action="store_true", help="fold inputs with more than 2 channels to stereo")
     m.add_argument("--json", action="store_true", help="print the result as JSON")
+    m.add_argument("--quiet", action="store_true", help="no progress bar (it shows on a terminal after 5 s)")
     m.set_defaults(func=_cmd_master)
 
     a = sub.add_parser("analyze", help="measure loudness, peaks, dynamics, spectrum and stereo image")

@@ -55,6 +55,7 @@ import numpy as np
 from ..audio_io import AtomicAudioWriter, check_audio_array, check_output_path
 from ..errors import ParameterError
 from ..loudness import amplitude_to_db, is_shorter_than_block
+from ..progress import Progress, no_progress
 from .checks import ClippingCounter, remove_dc_into
 from .loudness_search import normalize_stream
 from .reference import MatchReport, match_signal
@@ -211,6 +212,7 @@ def _master(
     settings: MasterSettings | None,
     new_store,
     new_sink,
+    progress: Progress = no_progress,
 ):
     """The pipeline on signals (`plugin_bridge.mastering.streaming`): both `master_array` and `master_file`.
 
@@ -228,6 +230,7 @@ def _master(
     else:
         goal = resolve_target(target, lufs, ceiling_dbtp)
     x, sound = _check_input(source, sample_rate, settings, msg, new_store)
+    progress("checked")
 
     def result(y, out_lufs: float, out_tp: float, gain: float, lim: float, its: int, ok: bool):
         return y, MasterResult(
@@ -257,6 +260,7 @@ def _master(
             sink.append(block)
         return result(sink.close(), -math.inf, -math.inf, 0.0, 0.0, 0, False)
     meter, peak, power, env = _measure(x, sample_rate, None if reference is not None else new_store)
+    progress("measured")
     in_lufs, in_tp = meter.loudness(), amplitude_to_db(peak)
     if not math.isfinite(in_lufs):
         in_lufs = meter.ungated()  # `short_loudness`'s rule
@@ -266,6 +270,7 @@ def _master(
     work_lufs = in_lufs
     if reference is not None:
         x, match = match_signal(x, sample_rate, reference, ref_sr, new_store)
+        progress("matched to the reference")
         for n in match.notes:
             msg.note(n)
         meter, _, power, env = _measure(x, sample_rate, new_store)
@@ -280,6 +285,7 @@ def _master(
             break
         margin += out_tp - goal.ceiling_dbtp + 0.02
         msg.note(f"true peak {out_tp:.2f} dBTP over the ceiling: limiting again {margin:.2f} dB lower")
+    progress("rendered")
     if step.capped_by == "make-up":
         msg.warn(
             f"the input is very quiet: make-up gain capped at +{settings.max_makeup_db:g} dB, "
@@ -310,6 +316,7 @@ def master_array(
     lufs: float | None = None,
     ceiling_dbtp: float | None = None,
     settings: MasterSettings | None = None,
+    progress: Progress = no_progress,
 ) -> tuple[np.ndarray, MasterResult]:
     """Master ``(channels, samples)`` audio at ``sample_rate`` Hz to a loudness target.
 
@@ -319,7 +326,8 @@ def master_array(
     first (`match_reference`) and, unless a target or ``lufs`` is given, its integrated loudness
     becomes the target (ceiling -1 dBTP or ``ceiling_dbtp``). Returns the master (float32, same
     shape) and a `MasterResult`; warnings are also logged. The same pipeline as `master_file`,
-    with its stores in memory: the same numbers for the same float32 samples.
+    with its stores in memory: the same numbers for the same float32 samples. ``progress`` is
+    called with a label after each stage (`plugin_bridge.progress`).
     """
     x = ArraySignal(check_audio_array(audio, sample_rate))
     ref = None
@@ -336,6 +344,7 @@ def master_array(
         settings,
         MemoryStore,
         lambda: _MemorySink(x.channels, x.frames),
+        progress,
     )
 
 
@@ -366,6 +375,7 @@ def master_file(
     subtype: str | None = None,
     downmix: bool = False,
     settings: MasterSettings | None = None,
+    progress: Progress = no_progress,
 ) -> MasterResult:
     """Master an audio file to ``output_path`` (.wav 32-bit float or .flac 24-bit unless ``subtype``).
 
@@ -405,6 +415,7 @@ def master_file(
                 settings,
                 new_store,
                 new_sink,
+                progress,
             )
             os.replace(rendered, out)
         finally:

@@ -53,3 +53,35 @@ class StageBar:
 def stage_bar(total: int, desc: str, quiet: bool = False) -> StageBar:
     """A `StageBar` for the command line: off with ``quiet``, else only on a terminal."""
     return StageBar(total, desc, False if quiet else None)
+
+
+class FrameBar:
+    """A tqdm bar of ``total`` audio frames (None: a count without an end) on stderr, shown after
+    `DELAY_S` s, only on a terminal (never with ``quiet``); call it with the frames just done."""
+
+    def __init__(self, total: int | None, desc: str, quiet: bool = False) -> None:
+        self.bar = None
+        if not quiet and sys.stderr.isatty():
+            from tqdm import tqdm
+
+            self.bar = tqdm(
+                total=total,
+                desc=desc,
+                unit="frame",
+                unit_scale=True,
+                delay=DELAY_S,
+                leave=False,
+                file=sys.stderr,
+            )
+
+    def __call__(self, frames: int) -> None:
+        """``frames`` more frames done."""
+        if self.bar is not None:
+            self.bar.update(frames)
+
+    def __enter__(self) -> FrameBar:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.close()

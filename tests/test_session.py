@@ -145,8 +145,12 @@ def test_latency_is_compensated_between_tracks(tmp_path, backend):
 def test_render_session_files_and_stems(tmp_path, stems):
     tracks = _tracks("a", "b", a={"chain": "vocal"}, b={"pan": 0.4})
     s = _session(tmp_path, {"tracks": tracks, "master": {"chain": {"chain": "master"}}})
-    res = render_session(s, tmp_path / "mix.wav", stems_out=tmp_path / "stems", backend="pedalboard")
+    done: list[int] = []
+    res = render_session(
+        s, tmp_path / "mix.wav", stems_out=tmp_path / "stems", backend="pedalboard", progress=done.append
+    )
     mix, sr = sf.read(tmp_path / "mix.wav", always_2d=True)
+    assert sum(done) == mix.shape[0] == res.frames  # the progress bar counts every frame written
     assert sr == SR and mix.shape[1] == 2 and np.max(np.abs(mix)) <= 10 ** (-1 / 20) + 1e-6
     for name in ("a", "b"):
         assert sf.info(tmp_path / "stems" / f"{name}.wav").frames == mix.shape[0]

@@ -120,18 +120,21 @@ def _cmd_render(args: argparse.Namespace) -> int:
 
 def _cmd_render_session(args: argparse.Namespace) -> int:
     from ..graph import render_session
+    from ..progress import FrameBar
 
     if args.save_recipe:
         check_output_location(args.save_recipe, (args.session, args.output))
-    result = render_session(
-        args.session,
-        args.output,
-        stems_out=args.stems_out,
-        backend=args.backend,
-        tail=not args.no_tail,
-        subtype=SUBTYPES[args.bit_depth] if args.bit_depth else None,
-        float_headroom=args.float_headroom,
-    )
+    with FrameBar(None, "render-session", args.quiet or args.json) as bar:
+        result = render_session(
+            args.session,
+            args.output,
+            stems_out=args.stems_out,
+            backend=args.backend,
+            tail=not args.no_tail,
+            subtype=SUBTYPES[args.bit_depth] if args.bit_depth else None,
+            float_headroom=args.float_headroom,
+            progress=bar,
+        )
     if args.save_recipe:
         from ..export.recipe import recipe_from_session
 
@@ -281,6 +284,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rs.add_argument("--save-recipe", metavar="FILE", help="also write the mix recipe (.json) of this render")
     rs.add_argument("--json", action="store_true")
+    rs.add_argument("--quiet", action="store_true", help="no progress bar (it shows on a terminal after 5 s)")
     rs.set_defaults(func=_cmd_render_session)
 
     c = sub.add_parser("chains", help="list the shipped chains")

@@ -15,7 +15,7 @@ import logging
 import os
 import re
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -252,12 +252,14 @@ def render_session(
     block_size: int = DEFAULT_BLOCK,
     plugin_states: Mapping[str, Mapping[str, dict]] | None = None,
     float_headroom: bool = False,
+    progress: Callable[[int], None] | None = None,
 ) -> SessionResult:
     """Render a session file (or `Session`) to a stereo mix file, and each processed track to
     ``stems_out/<track>.wav`` when given. Files are written atomically; inputs are never overwritten.
     ``plugin_states`` (``{node name: {effect id: state}}``) are restored into hosted plugins.
     The mix ends in the anti-clipping stage (`plugin_bridge.render.ClipGuard`) unless
-    ``float_headroom`` keeps samples beyond 0 dBFS (32-bit float WAV)."""
+    ``float_headroom`` keeps samples beyond 0 dBFS (32-bit float WAV). ``progress`` is called with
+    the frames of each block written."""
     guard = ClipGuard.for_output(output, subtype, float_headroom)
     s = session if isinstance(session, Session) else load_session(session)
     out = check_output_path(output, tuple(t.file for t in s.tracks))
@@ -289,6 +291,8 @@ def render_session(
             mix_writer.write(guard(mix))
             for k, w in writers.items():
                 w.write(stems[k])
+            if progress is not None:
+                progress(mix.shape[1])
     except BaseException as e:
         for w in opened:
             w.__exit__(type(e), e, None)

@@ -30,7 +30,7 @@ from .export import export_recipe
 from .export.plugin_slots import restore_slots, unbound_plugins
 from .export.recipe import PluginState, Recipe, load_recipe, master_entry, recipe_from_chain, session_of
 from .graph import render_session, render_session_array
-from .loudness import integrated_loudness
+from .loudness import integrated_loudness, is_shorter_than_block
 from .mastering import LoudnessTarget, MasterResult, MasterSettings, master_array, master_file
 from .mastering.streaming import ArraySignal, FileSignal, LoudnessMeter, TruePeakMeter, to_array
 from .ml.assistant import Analysis, Proposal, analyse_signal, propose
@@ -90,7 +90,7 @@ def measure_song(song: Song, sample_rate: int) -> tuple[float, float]:
         meter.process(block)
         peaks.process(block)
     peaks.flush()
-    loud = -math.inf if song.frames < 0.4 * sample_rate else float(meter.loudness())
+    loud = -math.inf if is_shorter_than_block(song.frames, sample_rate) else float(meter.loudness())
     return loud, 20.0 * math.log10(peaks.peak) if peaks.peak > 0 else -math.inf
 
 
@@ -139,8 +139,8 @@ def choose(
     intensity: float = 1.0,
     analysis: Analysis | None = None,
 ) -> Choice:
-    """The parameters for a song (an array or a `Song`): proposed by the assistant with ``model`` at ``intensity`` (0..1,
-    0 = mastering only; on the default chain), or ``chain`` with ``vector`` or ``values`` (unset
+    """The parameters for a song (an array or a `Song`): proposed by the assistant with ``model`` at
+    ``intensity`` (0..1, 0 = mastering only; on the default chain), or ``chain`` with ``vector`` or ``values`` (unset
     parameters at their defaults). ``analysis`` (`plugin_bridge.ml.assistant.analyse` of ``audio``)
     lets several models share one measurement of the song."""
     if model is not None:

@@ -6,8 +6,11 @@ corrective moves in dB for the card's ``moves`` parameters (the chain's EQ gains
 how uncertain each is; a move is made in proportion to its confidence (`confident_moves`, the
 card's ``shrink``) and scaled by the user's intensity. The rest of the ``mix-v2`` vector comes from
 `plugin_bridge.ml.assistant` (measured input gain, the compressor rule) and the card's
-``rule_values`` (see models/README.md). A model trained on another parameter-space version or
-fingerprint is refused with a `ModelError`.
+``rule_values`` (see models/README.md). When ``ensemble.json`` has a ``width_rule``, the ensemble's
+width move is instead the mean of its own raw width move and the stereo-only estimate of
+``width.onnx`` (`WidthModel`), cut by a dead zone plus a multiple of the two estimates'
+disagreement (`plugin_bridge.ml.width.width_rule_move`). A model trained on another parameter-space
+version or fingerprint is refused with a `ModelError`.
 """
 
 from __future__ import annotations
@@ -91,12 +94,39 @@ class OnnxModel:
         return self.session.run(None, {"patch": patch.astype(np.float32), "glob": glob.astype(np.float32)})[0]
 
 
+class WidthModel:
+    """The stereo-only width estimate (`plugin_bridge.ml.width`): ``predict(glob) -> (k,)`` width moves
+    (dB, 20 log10 width) from the global features."""
+
+    def __init__(self, onnx_path: Path, card: dict, threads: int = 1) -> None:
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+        self.name = card.get("name", onnx_path.stem)
+        self.card = card
+        self.session = ort.InferenceSession(str(onnx_path), opts, providers=["CPUExecutionProvider"])
+
+    def predict(self, glob: np.ndarray) -> np.ndarray:
+        """Width moves ``(k,)`` (dB) for ``k`` clips' global features."""
+        return self.session.run(None, {"glob": glob.astype(np.float32)})[0][:, 0].astype(np.float64)
+
+
 class EnsembleModel:
     """A weighted average of member models' moves (weights fitted on the validation split); its
     uncertainty is the members' mean uncertainty widened by their disagreement."""
 
-    def __init__(self, members: Sequence[OnnxModel], weights: np.ndarray, card: dict) -> None:
+    def __init__(
+        self,
+        members: Sequence[OnnxModel],
+        weights: np.ndarray,
+        card: dict,
+        width_model: WidthModel | None = None,
+    ) -> None:
         self.name = "ensemble"
+        self.width_model = width_model
+        self.width_rule: dict | None = card.get("width_rule") if width_model is not None else None
         self.members = list(members)
         self.weights = np.asarray(weights, dtype=np.float64).reshape(-1)
         self.card = card
@@ -148,7 +178,15 @@ def _load(name: str, folder: Path, space: ParamSpace) -> OnnxModel | EnsembleMod
         card = _read_card(folder / "ensemble.json")
         check_space(card, space, str(folder / "ensemble.json"))
         members = [_load(m, folder, space) for m in card["members"]]
-        return EnsembleModel(members, np.asarray(card["weights"]), card)
+        width = None
+        if card.get("width_rule"):
+            wname = card["width_rule"].get("model", "width")
+            wcard = _read_card(folder / f"{wname}.json")
+            check_space(wcard, space, str(folder / f"{wname}.json"))
+            if not (folder / f"{wname}.onnx").is_file():
+                raise ModelError(f"{folder / f'{wname}.onnx'}: width model file not found")
+            width = WidthModel(folder / f"{wname}.onnx", wcard)
+        return EnsembleModel(members, np.asarray(card["weights"]), card, width)
     if name not in MODEL_NAMES and not (folder / f"{name}.onnx").is_file():
         raise ModelError(f"unknown model {name!r}; valid: {', '.join(ALL_NAMES)}")
     card = _read_card(folder / f"{name}.json")
@@ -235,7 +273,10 @@ def song_moves(
     model: OnnxModel | EnsembleModel, patch: np.ndarray, glob: np.ndarray, intensity: float = 1.0
 ) -> Moves:
     """The moves for a song from its clip features: clip moves averaged; the uncertainty is the clips'
-    mean uncertainty widened by their spread; then `confident_moves` with the model's ``shrink``."""
+    mean uncertainty widened by their spread; then `confident_moves` with the model's ``shrink``.
+    An ensemble with a width rule (models/README.md) takes its width move from
+    `plugin_bridge.ml.width.width_rule_move` instead: the proposal is the mean of its own and the
+    width model's clip-averaged width moves, the uncertainty their |difference|."""
     out = model.predict(patch, glob)
     p = len(model.moves)
     mu_k, sig_k = out[:, :p].astype(np.float64), out[:, p:].astype(np.float64)
@@ -243,6 +284,17 @@ def song_moves(
     sigma = sig_k.mean(axis=0) + mu_k.std(axis=0)
     intensity = check_intensity(intensity)
     conf, applied = confident_moves(mu, sigma, model.shrink, intensity)
+    rule = getattr(model, "width_rule", None)
+    if rule and model.moves[-1] == "width.width":
+        from .width import width_rule_move
+
+        estimate = float(model.width_model.predict(glob).mean())
+        mean, spread, cut = width_rule_move(
+            np.array([mu[-1]]), np.array([estimate]), rule["dead_zone_db"], rule["disagreement"]
+        )
+        mu[-1], sigma[-1] = mean[0], spread[0]
+        conf[-1] = cut[0] / mean[0] if abs(mean[0]) > 1e-9 else 0.0
+        applied[-1] = cut[0] * intensity
     return Moves(
         tuple(model.moves),
         tuple(float(v) for v in mu),

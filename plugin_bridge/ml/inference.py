@@ -27,6 +27,7 @@ import numpy as np
 from ..chain import default_space
 from ..errors import ParameterError, PluginBridgeError
 from ..params import ParamSpace
+from .width import width_rule_move
 
 MODEL_NAMES: tuple[str, ...] = ("cnn", "cnn_large", "ast")
 ALL_NAMES: tuple[str, ...] = ("ensemble", *MODEL_NAMES)
@@ -286,8 +287,6 @@ def song_moves(
     conf, applied = confident_moves(mu, sigma, model.shrink, intensity)
     rule = getattr(model, "width_rule", None)
     if rule and model.moves[-1] == "width.width":
-        from .width import width_rule_move
-
         estimate = float(model.width_model.predict(glob).mean())
         mean, spread, cut = width_rule_move(
             np.array([mu[-1]]), np.array([estimate]), rule["dead_zone_db"], rule["disagreement"]

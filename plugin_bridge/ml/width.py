@@ -32,7 +32,7 @@ from collections.abc import Callable, Mapping
 import numpy as np
 
 from .corpus import MONO_SIDE_DB, VARIETY_TIER, damage_batch
-from .features import N_BANDS, features_from_bands, scale_bands, side_mid_ratio_db
+from .features import N_BANDS, N_GLOBAL, features_from_bands, scale_bands, side_mid_ratio_db
 
 #: Number of stereo features `WidthNet` reads from the global features.
 N_STEREO = 2 * N_BANDS + 2
@@ -244,8 +244,6 @@ def export_width_onnx(model, path, metadata: Mapping[str, object]) -> float:  # 
 
     import onnx
     import onnxruntime as ort
-
-    from .features import N_GLOBAL
 
     torch = _torch()
     model.eval()

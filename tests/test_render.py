@@ -64,6 +64,19 @@ def test_neutral_chain_is_bit_transparent():
         np.testing.assert_array_equal(render_array(x, SR, "default", backend=backend), x)
 
 
+@pytest.mark.parametrize("gain_db", [-48.0, -1.0, 0.1, 24.0])
+def test_lone_gain_after_width_matches_pedalboards_gain_bit_for_bit(gain_db):
+    """The pedalboard backend runs a lone gain between numpy stages as a numpy multiply by the
+    plugin's own coefficient: the samples are pedalboard's."""
+    import pedalboard as pb
+
+    x = noise(0.5)
+    width = Effect("w", "width", {"width": 1.3})
+    widened = render_array(x, SR, [width], backend="pedalboard")
+    y = render_array(x, SR, [width, Effect("g", "gain", {"gain_db": gain_db})], backend="pedalboard")
+    np.testing.assert_array_equal(y, pb.Gain(gain_db=gain_db).process(widened, SR))
+
+
 def test_filter_above_nyquist_never_reaches_the_plugin():
     x = noise(0.5, sr=16000)
     y = render_array(x, 16000, "default", values={"air.gain_db": 6.0}, backend="pedalboard")

@@ -5,7 +5,9 @@ one `pedalboard.Pedalboard` processed with ``reset=False`` so state streams acro
 pedalboard lacks run as the numpy backend's stages between them: ``width`` and ``pan`` (M/S and
 panning), and ``limiter`` (pedalboard's Limiter is JUCE's two-stage compressor with automatic
 make-up gain, not a look-ahead brick-wall ceiling, so the bridge's own limiter is used on every
-backend). Neutral effects (0 dB EQ, dry delay...) are skipped.
+backend). Neutral effects (0 dB EQ, dry delay...) are skipped. A run that is a lone ``Gain`` (an
+output level after the width stage) is a float32 multiply by the coefficient the plugin applies:
+the same samples without a pedalboard call per block.
 
 A slot that names a plugin (``Effect.plugin``) whose map binds a VST3 is rendered by that plugin
 (`plugin_bridge.backends.hosted.PedalboardPluginStage`); other formats, missing or known-bad plugins
@@ -21,7 +23,7 @@ import numpy as np
 from ..effects import Effect
 from ..plugins.planning import HostPlan, plan_slot
 from .base import Backend
-from .dsp import Stage, delay_samples, pedalboard_delay_seconds
+from .dsp import Gain, Stage, delay_samples, pedalboard_delay_seconds
 from .hosted import PedalboardPluginStage
 from .numpy_backend import NumpyProcessor, make_stage
 
@@ -99,6 +101,21 @@ class _BoardStage(Stage):
         return np.asarray(self.process(x), dtype=np.float64)
 
 
+def _run_stage(plugins: list, sample_rate: float, channels: int) -> Stage:
+    """The stage rendering a fused run of native ``plugins``: one Pedalboard, or a float32 gain.
+
+    pedalboard's ``Gain`` (JUCE's ``dsp::Gain``, no ramp) multiplies every sample by one float32
+    coefficient; reading that coefficient off the plugin (its output for a sample of 1.0) lets a lone
+    ``Gain`` run as a numpy multiply that gives the plugin's samples bit for bit.
+    """
+    import pedalboard as pb
+
+    if len(plugins) == 1 and isinstance(plugins[0], pb.Gain):
+        unit = plugins[0].process(np.ones((1, 1), dtype=np.float32), float(sample_rate))
+        return Gain(channels, float(unit[0, 0]))
+    return _BoardStage(plugins, sample_rate, channels)
+
+
 class PedalboardBackend(Backend):
     """Render chains with pedalboard's built-in plugins (numpy stages for what it lacks)."""
 
@@ -127,7 +144,7 @@ class PedalboardBackend(Backend):
 
         def flush() -> None:
             if run:
-                stages.append(_BoardStage(list(run), sample_rate, ch))
+                stages.append(_run_stage(list(run), sample_rate, ch))
                 run.clear()
 
         for effect in effects:

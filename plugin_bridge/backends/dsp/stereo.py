@@ -21,10 +21,16 @@ def apply_width(x: np.ndarray, width: float) -> np.ndarray:
     """Scale the side signal of stereo ``x`` by ``width`` (ratio); mono input is returned unchanged."""
     if x.shape[0] != 2:
         return x
-    half = x.dtype.type(0.5)
-    mid = half * (x[0] + x[1])
-    side = x.dtype.type(0.5 * width) * (x[0] - x[1])
-    return np.stack((mid + side, mid - side))
+    # the same arithmetic as mid = 0.5 (L+R), side = 0.5 width (L-R), stack((mid+side, mid-side)),
+    # written into one output array with a single temporary: this runs on every block of a render
+    out = np.empty_like(x)
+    mid = np.add(x[0], x[1])
+    mid *= x.dtype.type(0.5)
+    side = np.subtract(x[0], x[1], out=out[1])
+    side *= x.dtype.type(0.5 * width)
+    np.add(mid, side, out=out[0])
+    np.subtract(mid, side, out=out[1])
+    return out
 
 
 class Width(Stage):

@@ -21,7 +21,6 @@ from .features import N_BANDS, N_FRAMES, N_GLOBAL
 def export_onnx(model, path: str | Path, metadata: Mapping[str, object]) -> Path:  # noqa: ANN001 - torch module
     """Write ``model`` (torch, eval mode) to ``path`` as ONNX (opset 17, dynamic batch) with
     ``metadata`` (values JSON-encoded unless strings) in the file's metadata properties."""
-    import onnx
     import torch
 
     path = Path(path)
@@ -38,12 +37,19 @@ def export_onnx(model, path: str | Path, metadata: Mapping[str, object]) -> Path
         opset_version=17,
         dynamo=False,
     )
+    add_metadata(path, metadata)
+    return path
+
+
+def add_metadata(path: str | Path, metadata: Mapping[str, object]) -> None:
+    """Store ``metadata`` in an ONNX file's metadata properties (strings as they are, the rest as JSON)."""
+    import onnx
+
     proto = onnx.load(str(path))
     for k, v in metadata.items():
         entry = proto.metadata_props.add()
         entry.key, entry.value = k, v if isinstance(v, str) else json.dumps(v)
     onnx.save(proto, str(path))
-    return path
 
 
 def check_export(model, path: str | Path, n: int = 4, seed: int = 0) -> float:  # noqa: ANN001

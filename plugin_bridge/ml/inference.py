@@ -67,22 +67,27 @@ def check_space(card: dict, space: ParamSpace, where: str) -> None:
         raise ModelError(f"{where}: names not in space {space.version!r}: {', '.join(unknown)}")
 
 
+def onnx_session(onnx_path: Path, threads: int = 1):  # noqa: ANN201 - an onnxruntime session
+    """An onnxruntime CPU session of ``onnx_path`` on ``threads`` intra-op threads (one inter-op)."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    return ort.InferenceSession(str(onnx_path), opts, providers=["CPUExecutionProvider"])
+
+
 class OnnxModel:
     """One exported model: ``predict(patch, glob) -> (k, 2 P)``: ``P`` moves (dB) for the card's
     ``moves`` parameters, then their uncertainties (dB)."""
 
     def __init__(self, onnx_path: Path, card: dict, threads: int = 1) -> None:
-        import onnxruntime as ort
-
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads
-        opts.inter_op_num_threads = 1
         self.name = card.get("name", onnx_path.stem)
         self.card = card
         self.moves: list[str] = list(card["moves"])
         self.rule_values: dict[str, float] = dict(card.get("rule_values", {}))
         self.shrink = np.asarray(card.get("shrink", 1.0), dtype=np.float64)
-        self.session = ort.InferenceSession(str(onnx_path), opts, providers=["CPUExecutionProvider"])
+        self.session = onnx_session(onnx_path, threads)
         meta = self.session.get_modelmeta().custom_metadata_map
         if (
             meta.get("space_version", card["space_version"]) != card["space_version"]
@@ -100,14 +105,9 @@ class WidthModel:
     (dB, 20 log10 width) from the global features."""
 
     def __init__(self, onnx_path: Path, card: dict, threads: int = 1) -> None:
-        import onnxruntime as ort
-
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads
-        opts.inter_op_num_threads = 1
         self.name = card.get("name", onnx_path.stem)
         self.card = card
-        self.session = ort.InferenceSession(str(onnx_path), opts, providers=["CPUExecutionProvider"])
+        self.session = onnx_session(onnx_path, threads)
 
     def predict(self, glob: np.ndarray) -> np.ndarray:
         """Width moves ``(k,)`` (dB) for ``k`` clips' global features."""

@@ -32,6 +32,7 @@ from collections.abc import Callable, Mapping
 import numpy as np
 
 from .corpus import MONO_SIDE_DB, VARIETY_TIER, damage_batch
+from .export import add_metadata
 from .features import N_BANDS, N_GLOBAL, features_from_bands, scale_bands, side_mid_ratio_db
 
 #: Number of stereo features `WidthNet` reads from the global features.
@@ -240,9 +241,6 @@ def predict_width(model, glob: np.ndarray) -> np.ndarray:  # noqa: ANN001 - torc
 def export_width_onnx(model, path, metadata: Mapping[str, object]) -> float:  # noqa: ANN001
     """Write a `WidthNet` as ONNX (input ``glob`` ``(batch, N_GLOBAL)``, output ``width`` ``(batch, 1)``,
     dB) with ``metadata``; returns the largest |torch - onnxruntime| difference on random features."""
-    import json
-
-    import onnx
     import onnxruntime as ort
 
     torch = _torch()
@@ -257,11 +255,7 @@ def export_width_onnx(model, path, metadata: Mapping[str, object]) -> float:  # 
         opset_version=17,
         dynamo=False,
     )
-    proto = onnx.load(str(path))
-    for k, v in metadata.items():
-        entry = proto.metadata_props.add()
-        entry.key, entry.value = k, v if isinstance(v, str) else json.dumps(v)
-    onnx.save(proto, str(path))
+    add_metadata(path, metadata)
     g = (np.random.default_rng(0).standard_normal((4, N_GLOBAL)) * 10 - 20).astype(np.float32)
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     return float(np.max(np.abs(sess.run(None, {"glob": g})[0][:, 0] - predict_width(model, g))))

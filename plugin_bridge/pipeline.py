@@ -236,7 +236,7 @@ def render_and_master_file(
     path's (`render_array` then `apply_master`). Returns the master's report and the seconds of each stage."""
     out = check_output_path(output, (source,))
     folder = out.parent if str(out.parent) else Path(".")
-    with tempfile.TemporaryDirectory(prefix=f".{out.stem}.mix-", dir=folder) as work:
+    with tempfile.TemporaryDirectory(prefix=f".{out.stem}.mix-", suffix=".part", dir=folder) as work:
         mixed = Path(work) / "mixed.wav"
         t = time.perf_counter()
         render_file(

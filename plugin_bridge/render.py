@@ -264,8 +264,30 @@ def render_array(
     proc = prepare_processor(be, effects, sample_rate, arr.shape[0], strict, plugin_states)
     extra = chain_tail_frames(effects, sample_rate) if tail else 0
     blocks = (arr[:, i : i + block_size] for i in range(0, arr.shape[1], block_size))
-    out = list(_run(proc, be, blocks, arr.shape[0], extra, block_size))
-    return np.concatenate(out, axis=1)
+    return _collect(_run(proc, be, blocks, arr.shape[0], extra, block_size), arr.shape[1] + extra)
+
+
+def _collect(blocks: Iterable[np.ndarray], frames: int) -> np.ndarray:
+    """Copy rendered blocks into one ``(channels, frames)`` float32 array, created at the first
+    block (its channel count is the processor's): no list of blocks and no concatenation, so the
+    output's pages are touched once."""
+    out: np.ndarray | None = None
+    at = 0
+    for block in blocks:
+        n = block.shape[1]
+        if out is None and n == frames:  # a whole-signal backend: keep its array as it is
+            out = np.ascontiguousarray(block, dtype=np.float32)
+            at = n
+            continue
+        if out is None:
+            out = np.empty((block.shape[0], frames), dtype=np.float32)
+        if at + n > frames:
+            raise BackendError(f"the render returned more than the {frames} frames expected")
+        out[:, at : at + n] = block
+        at += n
+    if out is None or at != frames:
+        raise BackendError(f"the render returned {at} frames, {frames} expected")
+    return out
 
 
 def _progress_bar(total: int, enabled: bool | None, duration: float):

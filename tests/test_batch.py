@@ -22,7 +22,7 @@ import soundfile as sf
 from plugin_bridge.audio_io import write_audio
 from plugin_bridge.batch import BatchOptions, find_items, run_batch
 from plugin_bridge.batch.isolate import run_isolated
-from plugin_bridge.batch.jobs import JobOptions
+from plugin_bridge.batch.jobs import JobOptions, clean_partials
 from plugin_bridge.batch.ledger import Ledger
 from plugin_bridge.batch.report import MAX_LABEL_CHARS, flat_rows, loudness_figure, parameter_figure
 from plugin_bridge.chain import load_chain
@@ -146,6 +146,19 @@ def test_resume_after_sigkill_redoes_nothing_finished(tmp_path):
     assert not list(out.rglob(".*.part*"))
     for wav in out.rglob("mix.wav"):
         assert np.isfinite(sf.read(wav)[0]).all()
+
+
+def test_clean_partials_removes_left_files_and_work_folders_only(tmp_path):
+    """What a killed item leaves (a temporary file, a work folder of the streamed render and
+    master with its half-written file) is removed before the item is redone; finished files stay."""
+    (tmp_path / ".mix.abc.part.wav").write_bytes(b"half")
+    work = tmp_path / ".mix.mix-k2j.part"
+    work.mkdir()
+    (work / "mixed.wav").write_bytes(b"half")
+    (tmp_path / "mix.wav").write_bytes(b"done")
+    (tmp_path / "recipe.json").write_text("{}")
+    assert clean_partials(tmp_path) == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mix.wav", "recipe.json"]
 
 
 def test_report_plots_name_the_songs_and_show_real_units():

@@ -9,6 +9,7 @@ removed before an item is redone.
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,10 +45,14 @@ class JobOptions:
 
 
 def clean_partials(folder: Path) -> int:
-    """Remove temporary files (``.*.part*``) a killed run left in ``folder``; returns how many."""
+    """Remove temporary files and work folders (``.*.part*``) a killed run left in ``folder``;
+    returns how many."""
     n = 0
     for p in folder.glob(".*.part*"):
-        p.unlink(missing_ok=True)
+        if p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p, ignore_errors=True)
+        else:
+            p.unlink(missing_ok=True)
         n += 1
     return n
 

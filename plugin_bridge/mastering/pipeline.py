@@ -392,7 +392,7 @@ def master_file(
     ref = FileSignal(reference, downmix=True) if reference is not None else None
     stores: list[DiskStore] = []
     folder = out.parent if str(out.parent) else Path(".")
-    with tempfile.TemporaryDirectory(prefix=f".{out.stem}.master-", dir=folder) as work:
+    with tempfile.TemporaryDirectory(prefix=f".{out.stem}.master-", suffix=".part", dir=folder) as work:
         renders = iter(range(1 << 30))
 
         def new_store(channels: int, frames: int) -> DiskStore:

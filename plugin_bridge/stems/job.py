@@ -307,7 +307,7 @@ def mix_stems(
     label = name or (stems.source.stem if stems.source.is_file() else stems.source.name) or "mix"
     data = session_data(stems, decisions, out, sr)
     session = session_from_dict(data, out, str(out / "session.yaml"))
-    with tempfile.TemporaryDirectory(prefix=".stems-mix-", dir=out) as tmp:
+    with tempfile.TemporaryDirectory(prefix=".stems-mix-", suffix=".part", dir=out) as tmp:
         staging = Path(tmp) / "out"
         staging.mkdir()
         t = time.perf_counter()

@@ -54,7 +54,7 @@ import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -370,45 +370,78 @@ class _Excerpt:
 
     def __init__(self, x: np.ndarray, offset: int, sample_rate: float) -> None:
         self.x, self.offset, self.sr = x, offset, sample_rate
-        ca = ballistics_coefficient(ATTACK_MS, sample_rate)
-        cr = ballistics_coefficient(RELEASE_MS, sample_rate)
         body = x[:, offset:]
         channels, m = body.shape
         self.m = m
         nc = -(-m // CHUNK)
-        rows = np.arange(nc)
         sos = np.array([np.concatenate((b, a)) for b, a in k_weighting_coefficients(sample_rate)])
         power = np.zeros(m)  # exact K-weighted power, channels summed
         self.energy = np.zeros((channels, nc))  # K-weighted energy per chunk
-        self.env_db = np.zeros((channels, nc))  # mean envelope per chunk (dB)
-        self.top = np.zeros((channels, nc))  # largest |sample| per chunk
-        self.top_env_db = np.zeros((channels, nc))  # envelope at that sample (dB)
-        self.env_max_db = -math.inf
         padded = np.zeros(nc * CHUNK)
+        chunks = padded.reshape(nc, CHUNK)
         for ch in range(channels):
-            env = peak_envelope(x[ch], 0.0, ca, cr)[0][offset:]
-            self.env_max_db = max(self.env_max_db, amplitude_to_db(float(env.max())))
-            padded[:m] = env
-            chunks = padded.reshape(nc, CHUNK)
-            with np.errstate(divide="ignore"):
-                self.env_db[ch] = 20.0 * np.log10(chunks.mean(axis=1))
-            env_chunks = chunks.copy()
-            np.abs(body[ch], out=padded[:m])
-            at = chunks.argmax(axis=1)
-            self.top[ch] = chunks[rows, at]
-            with np.errstate(divide="ignore"):
-                self.top_env_db[ch] = 20.0 * np.log10(env_chunks[rows, at])
             y = sosfilt(sos, body[ch])
             y *= y
             power += y
             padded[:m] = y
             self.energy[ch] = chunks.sum(axis=1)
-        self.peak_db = amplitude_to_db(float(self.top.max()))
+        self.peak_db = amplitude_to_db(float(np.abs(body).max())) if m else -math.inf
         self.edges, self.lo, self.hi = gating_edges(m, sample_rate)
         self.lufs = self._loudness(power, exact=True)
         self.plr = self.peak_db - self.lufs if math.isfinite(self.lufs) else math.nan
         # the gating segments in chunks (their edges rounded to a chunk)
         self.chunk_starts = np.minimum(np.round(self.edges[self.edges < m] / CHUNK).astype(np.int64), nc - 1)
+
+    @cached_property
+    def _envelope(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+        """Per chunk and channel: the mean compressor envelope (dB), the largest sample and the
+        envelope under it (dB); and the envelope's largest value (dBFS). Computed on first use:
+        a song the rule leaves alone (its PLR within the corpus range) never needs it."""
+        ca = ballistics_coefficient(ATTACK_MS, self.sr)
+        cr = ballistics_coefficient(RELEASE_MS, self.sr)
+        body = self.x[:, self.offset :]
+        channels, m = body.shape
+        nc = -(-m // CHUNK)
+        rows = np.arange(nc)
+        env_db = np.zeros((channels, nc))
+        top = np.zeros((channels, nc))
+        top_env_db = np.zeros((channels, nc))
+        env_max_db = -math.inf
+        padded = np.zeros(nc * CHUNK)
+        chunks = padded.reshape(nc, CHUNK)
+        for ch in range(channels):
+            env = peak_envelope(self.x[ch], 0.0, ca, cr)[0][self.offset :]
+            env_max_db = max(env_max_db, amplitude_to_db(float(env.max())))
+            padded[:m] = env
+            with np.errstate(divide="ignore"):
+                env_db[ch] = 20.0 * np.log10(chunks.mean(axis=1))
+            env_chunks = chunks.copy()
+            np.abs(body[ch], out=padded[:m])
+            at = chunks.argmax(axis=1)
+            top[ch] = chunks[rows, at]
+            with np.errstate(divide="ignore"):
+                top_env_db[ch] = 20.0 * np.log10(env_chunks[rows, at])
+        return env_db, top, top_env_db, env_max_db
+
+    @property
+    def env_db(self) -> np.ndarray:
+        """Mean compressor envelope per chunk and channel (dB)."""
+        return self._envelope[0]
+
+    @property
+    def top(self) -> np.ndarray:
+        """Largest absolute sample per chunk and channel (linear)."""
+        return self._envelope[1]
+
+    @property
+    def top_env_db(self) -> np.ndarray:
+        """The envelope at each chunk's largest sample (dB)."""
+        return self._envelope[2]
+
+    @property
+    def env_max_db(self) -> float:
+        """The compressor envelope's largest value over the excerpt (dBFS)."""
+        return self._envelope[3]
 
     def _loudness(self, power: np.ndarray, exact: bool = False) -> float:
         """BS.1770-4 loudness of per-sample (``exact``) or per-chunk K-weighted power."""

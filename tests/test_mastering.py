@@ -230,6 +230,19 @@ def test_loud_input_is_turned_down_without_limiting():
     assert any("louder than the target" in n for n in res.notes)
 
 
+@pytest.mark.parametrize("quiet_db", [-75.0, -40.0])
+def test_unlimited_master_reports_what_its_output_measures(quiet_db):
+    """When the limiter cannot act (peak + gain under the ceiling) the output is the input times
+    the gain and is not measured again: its reported loudness and true peak must still be what
+    the written samples measure, also when a quiet passage crosses the -70 LUFS gate with the gain."""
+    x = np.concatenate((noise(4.0, level_db=-30.0), noise(4.0, level_db=quiet_db)), axis=1)
+    y, res = master_array(x, SR, lufs=-20.0, ceiling_dbtp=-1.0)
+    assert res.limiting_db == 0.0 and res.gain_db > 0.0
+    assert res.output_lufs == pytest.approx(integrated_loudness(y, SR), abs=1e-4)
+    assert res.output_true_peak_dbtp == pytest.approx(amplitude_to_db(true_peak(y)), abs=1e-4)
+    assert np.array_equal(y, np.multiply(x.astype(np.float32), np.float32(10 ** (res.gain_db / 20))))
+
+
 def test_limiting_is_capped_at_6_db_with_a_warning_in_the_report():
     _, res = master_array(song(), SR, lufs=-8.0, ceiling_dbtp=-1.0)
     assert res.limiting_db == pytest.approx(6.0, abs=0.01)

@@ -225,6 +225,9 @@ def normalize_stream(
 
     def predict(gain_db: float) -> float:
         count[0] += 1
+        return loudness_after(gain_db)
+
+    def loudness_after(gain_db: float) -> float:
         lim = limiter(1, gain_db)
         meter = LoudnessMeter(sample_rate, 1, signal.frames)
         held = np.zeros(0, dtype=np.float32)
@@ -244,6 +247,14 @@ def normalize_stream(
 
     def render(gain_db: float) -> tuple[Rendered, float, float]:
         lim = limiter(signal.channels, gain_db)
+        if peak <= lim.ceiling:
+            # the limiter cannot act: the output is the signal times the gain, so its loudness is
+            # the stored power's at that gain (gated exactly) and its true peak the envelope's
+            sink = new_sink()
+            for x in signal.blocks():
+                sink.append(np.multiply(x, lim.g0, dtype=np.float32))
+            tp = amplitude_to_db(peak) + 20.0 * math.log10(lim.g0)
+            return Rendered(sink.close(), tp), loudness_after(gain_db), 0.0
         meter = LoudnessMeter(sample_rate, signal.channels, signal.frames)
         peaks = TruePeakMeter(signal.channels)
         sink = new_sink()

@@ -3,7 +3,10 @@
 Also renders the same chain built by hand in raw pedalboard (with the M/S width written by hand in
 numpy, since pedalboard has none), in the same run, and prints real-time factors, the bridge/raw
 ratio and each backend's peak memory (every backend runs in its own subprocess so the peak RSS is
-its own). Usage: python bench/bench_render.py [--seconds 60] [--repeats 5] [--json OUT]
+its own). The backends run in rounds, interleaved (raw, pedalboard, ... then the reverse order), so
+that a shared machine's slow minutes fall on both sides of each ratio; the bridge/raw ratio is
+taken within each round and its median over the rounds is printed with its range.
+Usage: python bench/bench_render.py [--seconds 60] [--repeats 5] [--rounds 4] [--json OUT]
 """
 
 from __future__ import annotations
@@ -123,6 +126,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=float, default=60.0)
     ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--rounds", type=int, default=4, help="interleaved rounds of every backend (default 4)")
     ap.add_argument("--one", nargs=2, help=argparse.SUPPRESS)
     ap.add_argument("--json", help="also write the results here")
     args = ap.parse_args()
@@ -137,27 +141,45 @@ def main() -> None:
     from plugin_bridge.backends import available_backends
 
     names = ["raw"] + [b for b, why in available_backends().items() if why is None]
-    results = {}
-    for name in names:
-        out = subprocess.run(
-            [sys.executable, __file__, "--one", name, audio_file.name, "--repeats", str(args.repeats)],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        results[name] = json.loads(out.stdout.strip().splitlines()[-1])
+    rounds: list[dict] = []
+    for i in range(max(1, args.rounds)):
+        results = {}
+        for name in names if i % 2 == 0 else names[::-1]:
+            out = subprocess.run(
+                [sys.executable, __file__, "--one", name, audio_file.name, "--repeats", str(args.repeats)],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            results[name] = json.loads(out.stdout.strip().splitlines()[-1])
+        rounds.append(results)
     os.unlink(audio_file.name)
-    raw, raw_best = results["raw"]["median_s"], results["raw"]["best_s"]
-    print(f"{args.seconds:g} s stereo {SR} Hz through the default chain, {args.repeats} repeats")
     print(
-        f"{'backend':<12}{'median s':>10}{'x real time':>13}{'vs raw (median)':>17}{'vs raw (best)':>15}"
+        f"{args.seconds:g} s stereo {SR} Hz through the default chain, {args.repeats} repeats, {len(rounds)} rounds"
+    )
+    print(
+        f"{'backend':<12}{'median s':>10}{'x real time':>13}{'vs raw (median)':>17}{'range':>16}"
         f"{'first call s':>14}{'peak RSS MB':>13}"
     )
-    for name, r in results.items():
+    summary = {}
+    for name in names:
+        ratios = [r[name]["median_s"] / r["raw"]["median_s"] for r in rounds]
+        median_s = statistics.median(r[name]["median_s"] for r in rounds)
+        summary[name] = {
+            "median_s": round(median_s, 4),
+            "rtf_median": round(args.seconds / median_s, 1),
+            "ratio_to_raw_median": round(statistics.median(ratios), 3),
+            "ratio_to_raw_range": [round(min(ratios), 3), round(max(ratios), 3)],
+            "first_call_s": round(statistics.median(r[name]["first_call_s"] for r in rounds), 3),
+            "peak_rss_mb": max(r[name]["peak_rss_mb"] for r in rounds),
+        }
+        m = summary[name]
+        span = f"{min(ratios):.3f}-{max(ratios):.3f}x"
         print(
-            f"{name:<12}{r['median_s']:>10.3f}{r['rtf_median']:>13.0f}{r['median_s'] / raw:>16.3f}x"
-            f"{r['best_s'] / raw_best:>14.3f}x{r['first_call_s']:>14.2f}{r['peak_rss_mb']:>13.0f}"
+            f"{name:<12}{median_s:>10.3f}{m['rtf_median']:>13.0f}{m['ratio_to_raw_median']:>16.3f}x"
+            f"{span:>16}{m['first_call_s']:>14.2f}{m['peak_rss_mb']:>13.0f}"
         )
+    results = {"summary": summary, "rounds": rounds}
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=2)

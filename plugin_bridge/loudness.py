@@ -37,7 +37,8 @@ import functools
 import math
 
 import numpy as np
-from scipy.signal import sosfilt
+
+from .backends.dsp.filters import sos_filter
 
 ABSOLUTE_GATE_LUFS = -70.0
 RELATIVE_GATE_LU = -10.0
@@ -70,17 +71,14 @@ class KWeighting:
 
     def __init__(self, sample_rate: float, channels: int, dtype: type = np.float64) -> None:
         self.sos = np.array([np.concatenate((b, a)) for b, a in k_weighting_coefficients(sample_rate)])
-        self.pair = channels == 2
-        sections = self.sos.shape[0]
-        self.state = np.zeros((sections, 2), complex) if self.pair else np.zeros((sections, channels, 2))
+        self.state = np.zeros((self.sos.shape[0], channels, 2))
         self.dtype = dtype
 
     def process(self, block: np.ndarray) -> np.ndarray:
         """K-weighted power (channels summed) of the next block."""
-        if self.pair:
-            y, self.state = sosfilt(self.sos, pack_pair(block), zi=self.state)
-            return (y.real * y.real + y.imag * y.imag).astype(self.dtype, copy=False)
-        y, self.state = sosfilt(self.sos, block, axis=1, zi=self.state)  # float64 inside
+        y, self.state = sos_filter(self.sos, block, self.state)  # float64 inside
+        if y.shape[0] == 2:  # stereo: L^2 + R^2, each product rounded
+            return (y[0] * y[0] + y[1] * y[1]).astype(self.dtype, copy=False)
         return np.einsum("cn,cn->n", y, y).astype(self.dtype, copy=False)
 
 
@@ -101,19 +99,6 @@ def k_weighted_power(
         part = weighting.process(x[:, start : start + block])
         power[start : start + part.shape[0]] = part
     return power
-
-
-def pack_pair(block: np.ndarray) -> np.ndarray:
-    """A ``(2, m)`` real block as one complex128 signal ``left + 1j * right``.
-
-    A real filter (``scipy.signal.sosfilt``) runs on both channels at once this way: exactly the
-    numbers it computes channel by channel (real coefficients never mix the two parts), in about
-    two thirds of the time (one recursion loop, two independent chains in flight).
-    """
-    z = np.empty(block.shape[1], dtype=np.complex128)
-    z.real = block[0]
-    z.imag = block[1]
-    return z
 
 
 def power_to_lufs(power: np.ndarray | float) -> np.ndarray | float:

@@ -58,10 +58,10 @@ from functools import cached_property, lru_cache
 from pathlib import Path
 
 import numpy as np
-from scipy.signal import sosfilt
 
 from ..backends.dsp._kernels import peak_envelope
 from ..backends.dsp.dynamics import Compressor, ballistics_coefficient
+from ..backends.dsp.filters import sos_filter
 from ..chain import default_space
 from ..errors import ParameterError
 from ..files import write_atomic
@@ -380,7 +380,7 @@ class _Excerpt:
         padded = np.zeros(nc * CHUNK)
         chunks = padded.reshape(nc, CHUNK)
         for ch in range(channels):
-            y = sosfilt(sos, body[ch])
+            y = sos_filter(sos, body[ch])[0]
             y *= y
             power += y
             padded[:m] = y

@@ -4,9 +4,10 @@ Analysis (numpy only; `FEATURE_SR` = 44.1 kHz, other rates resampled with
 `plugin_bridge.backends.dsp.fir.resample_poly`, scipy's ``resample_poly`` filter): a `CLIP_S`-second
 stereo clip is split into mid ``(L+R)/2`` and side ``(L-R)/2``; each is cut into `N_FRAMES`
 Hann-windowed frames of `N_FFT` samples (hop `HOP`, 93 ms); the power and the mid/side
-cross-spectrum of every FFT bin are pooled into `N_BANDS` bands a sixth of an octave apart (centres 31.5 Hz - 16 kHz, triangular weights on a log-frequency axis, each band's
-weights summing to one, so a band holds a power *density*). The result, `band_frames`, is an array
-``(4, N_BANDS, N_FRAMES)``: mid power, side power, and the real and imaginary parts of ``M S*``.
+cross-spectrum of every FFT bin are pooled into `N_BANDS` bands a sixth of an octave apart (centres
+31.5 Hz - 16 kHz, triangular weights on a log-frequency axis, each band's weights summing to one, so
+a band holds a power *density*). The result, `band_frames`, is an array ``(4, N_BANDS, N_FRAMES)``:
+mid power, side power, and the real and imaginary parts of ``M S*``.
 
 Why this form: every damage and every correction the models deal with (EQ, width, level) is linear
 and time-invariant, and acts on these four quantities exactly as a per-band factor (EQ power

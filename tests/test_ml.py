@@ -321,7 +321,7 @@ def test_tiny_training_exports_onnx_with_cards(tiny):
 def test_width_rule_never_overshoots_and_waits_for_agreement(ens, est, dead, k):
     """The width rule's move is the two estimates' mean cut by the dead zone plus k x their
     disagreement: never larger than the mean, never of the other sign, none within the dead zone."""
-    from plugin_bridge.ml.width import width_rule_move
+    from plugin_bridge.ml.width_rule import width_rule_move
 
     mean, spread, applied = (float(v[0]) for v in width_rule_move(np.array([ens]), np.array([est]), dead, k))
     assert mean == pytest.approx((ens + est) / 2) and spread == pytest.approx(abs(ens - est))

@@ -49,16 +49,34 @@ HALF_TAPS = 256  # interpolation filter: 512 taps per phase (cheap: FFT convolut
 KAISER_BETA = 8.0
 
 
+#: The K-weighting pre-filter (high shelf): gain (dB), Q and centre frequency (Hz), pyloudnorm's "DeMan".
+SHELF_GAIN_DB, SHELF_Q, SHELF_HZ = 3.99984385397, 0.7071752369554193, 1681.9744509555319
+#: The K-weighting RLB high-pass: Q and cutoff (Hz), pyloudnorm's "DeMan".
+HIGHPASS_Q, HIGHPASS_HZ = 0.5003270373253953, 38.13547087613982
+
+
 def k_weighting_coefficients(sample_rate: float) -> list[tuple[np.ndarray, np.ndarray]]:
-    """The two BS.1770-4 K-weighting biquads ``[(b, a), (b, a)]`` at ``sample_rate`` (Hz).
+    """The two BS.1770-4 K-weighting biquads ``[(b, a), (b, a)]`` (a0 = 1) at ``sample_rate`` (Hz).
 
-    pyloudnorm's "DeMan" design (pre-filter shelf, then RLB high-pass), as its ``Meter`` builds them.
+    pyloudnorm's "DeMan" design (pre-filter shelf, then RLB high-pass), the numbers its
+    ``IIRfilter(..., "high_shelf_DeMan")`` and ``"high_pass_DeMan"`` compute, with its operations
+    (pyloudnorm itself is not imported: it imports ``scipy.signal``, slow to load). With
+    ``K = tan(pi f / sr)``: shelf ``Vh = 10^(G/20)``, ``Vb = Vh^0.499666774155``,
+    ``b = [Vh + Vb K/Q + K^2, 2 (K^2 - Vh), Vh - Vb K/Q + K^2] / d``; both
+    ``a = [1, 2 (K^2 - 1) / d, (1 - K/Q + K^2) / d]`` with ``d = 1 + K/Q + K^2``; high-pass ``b = [1, -2, 1]``.
     """
-    from pyloudnorm import IIRfilter
-
-    shelf = IIRfilter(3.99984385397, 0.7071752369554193, 1681.9744509555319, sample_rate, "high_shelf_DeMan")
-    highpass = IIRfilter(0.0, 0.5003270373253953, 38.13547087613982, sample_rate, "high_pass_DeMan")
-    return [(shelf.b, shelf.a), (highpass.b, highpass.a)]
+    k = np.tan(np.pi * SHELF_HZ / sample_rate)
+    vh = np.power(10.0, SHELF_GAIN_DB / 20.0)
+    vb = np.power(vh, 0.499666774155)
+    d = 1.0 + k / SHELF_Q + k * k
+    shelf_b = np.array(
+        [(vh + vb * k / SHELF_Q + k * k) / d, 2.0 * (k * k - vh) / d, (vh - vb * k / SHELF_Q + k * k) / d]
+    )
+    shelf_a = np.array([1.0, 2.0 * (k * k - 1.0) / d, (1.0 - k / SHELF_Q + k * k) / d])
+    k = np.tan(np.pi * HIGHPASS_HZ / sample_rate)
+    d = 1.0 + k / HIGHPASS_Q + k * k
+    highpass_a = np.array([1.0, 2.0 * (k * k - 1.0) / d, (1.0 - k / HIGHPASS_Q + k * k) / d])
+    return [(shelf_b, shelf_a), (np.array([1.0, -2.0, 1.0]), highpass_a)]
 
 
 class KWeighting:

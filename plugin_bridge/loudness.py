@@ -79,6 +79,11 @@ def k_weighting_coefficients(sample_rate: float) -> list[tuple[np.ndarray, np.nd
     return [(shelf_b, shelf_a), (np.array([1.0, -2.0, 1.0]), highpass_a)]
 
 
+def k_weighting_sos(sample_rate: float) -> np.ndarray:
+    """`k_weighting_coefficients` as second-order sections ``(2, 6)`` for `sos_filter`."""
+    return np.array([np.concatenate((b, a)) for b, a in k_weighting_coefficients(sample_rate)])
+
+
 class KWeighting:
     """The BS.1770-4 K-weighting filters run block by block: per-sample power, the filter state carried.
 
@@ -88,7 +93,7 @@ class KWeighting:
     """
 
     def __init__(self, sample_rate: float, channels: int, dtype: type = np.float64) -> None:
-        self.sos = np.array([np.concatenate((b, a)) for b, a in k_weighting_coefficients(sample_rate)])
+        self.sos = k_weighting_sos(sample_rate)
         self.state = np.zeros((self.sos.shape[0], channels, 2))
         self.dtype = dtype
 

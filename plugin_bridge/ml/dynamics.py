@@ -71,7 +71,7 @@ from ..loudness import (
     gated_loudness,
     gating_edges,
     integrated_loudness,
-    k_weighting_coefficients,
+    k_weighting_sos,
     power_to_lufs,
     powers_from_segments,
 )
@@ -374,7 +374,7 @@ class _Excerpt:
         channels, m = body.shape
         self.m = m
         nc = -(-m // CHUNK)
-        sos = np.array([np.concatenate((b, a)) for b, a in k_weighting_coefficients(sample_rate)])
+        sos = k_weighting_sos(sample_rate)
         power = np.zeros(m)  # exact K-weighted power, channels summed
         self.energy = np.zeros((channels, nc))  # K-weighted energy per chunk
         padded = np.zeros(nc * CHUNK)

@@ -24,6 +24,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from numpy.polynomial.polynomial import polyval
 
 from ...errors import ParameterError
 from ._kernels import sos_filter_inplace
@@ -107,13 +108,23 @@ def butterworth_highpass_sos(sample_rate: float, cutoff_hz: float) -> np.ndarray
     return _sos(1.0, -2.0, 1.0, 1.0 + r + k * k, 2.0 * (k * k - 1.0), 1.0 - r + k * k)
 
 
+def sos_response(sos: np.ndarray, freqs_hz: np.ndarray, sample_rate: float) -> np.ndarray:
+    """Complex frequency response (linear) of the sections ``sos`` at ``freqs_hz`` (Hz) for ``sample_rate`` (Hz).
+
+    The product over sections of ``B(z) / A(z)`` at ``z^-1 = exp(-2 pi i f / sr)``, each polynomial
+    by Horner's rule: ``scipy.signal.freqz(b, a, worN=freqs_hz, fs=sample_rate)[1]`` per section.
+    """
+    sos = np.asarray(sos, dtype=np.float64)
+    zm1 = np.exp(-1j * (2 * np.pi * np.asarray(freqs_hz, dtype=np.float64) / sample_rate))
+    h = np.ones(zm1.shape, dtype=np.complex128)
+    for section in sos:
+        h *= polyval(zm1, section[:3]) / polyval(zm1, section[3:])
+    return h
+
+
 def sos_response_db(sos: np.ndarray, freqs_hz: np.ndarray, sample_rate: float) -> np.ndarray:
     """Magnitude response (dB) of the sections ``sos`` at ``freqs_hz`` (Hz) for ``sample_rate`` (Hz)."""
-    sos = np.asarray(sos, dtype=np.float64)
-    zm1 = np.exp(-2j * np.pi * np.asarray(freqs_hz, dtype=np.float64) / sample_rate)[:, None]
-    powers = zm1 ** np.arange(3)  # 1, z^-1, z^-2
-    h = np.prod((powers @ sos[:, :3].T) / (powers @ sos[:, 3:].T), axis=1)
-    return 20.0 * np.log10(np.maximum(np.abs(h), 1e-300))
+    return 20.0 * np.log10(np.maximum(np.abs(sos_response(sos, freqs_hz, sample_rate)), 1e-300))
 
 
 def sos_filter(sos: np.ndarray, x: np.ndarray, zi: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:

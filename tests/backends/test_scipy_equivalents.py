@@ -106,6 +106,8 @@ def test_sos_filter_checks_shapes():
         sos_filter(sos, np.zeros((2, 10)), np.zeros((2, 2)))
     with pytest.raises(ValueError, match="sos must be"):
         sos_filter(sos[:, :5], np.zeros(10))
+    with pytest.raises(ValueError, match="a0 = 1"):
+        sos_filter(2.0 * sos, np.zeros(10))
 
 
 @settings(max_examples=60, deadline=None)

@@ -139,8 +139,8 @@ def sos_filter(sos: np.ndarray, x: np.ndarray, zi: np.ndarray | None = None) -> 
     float64 audio; complex works too); ``y`` and ``zf`` have that dtype, ``zi`` is not modified.
     """
     sos, x = np.asarray(sos), np.asarray(x)
-    if sos.ndim != 2 or sos.shape[1] != 6:
-        raise ValueError(f"sos must be (sections, 6), got {sos.shape}")
+    if sos.ndim != 2 or sos.shape[1] != 6 or not np.all(sos[:, 3] == 1):
+        raise ValueError(f"sos must be (sections, 6) rows with a0 = 1, got {sos.shape}")
     arrays = (sos, x) if zi is None else (sos, x, np.asarray(zi))
     dtype = np.result_type(*arrays, np.float32)
     state_shape = (sos.shape[0], *x.shape[:-1], 2)

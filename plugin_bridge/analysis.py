@@ -30,9 +30,9 @@ from pathlib import Path
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
-from scipy.signal import get_window
 
 from .audio_io import check_audio_array, check_output_location, read_audio
+from .backends.dsp.fir import hann_window
 from .errors import ParameterError, PluginBridgeError
 from .files import replacing
 from .loudness import (
@@ -81,7 +81,7 @@ def average_spectrum(audio: np.ndarray, sample_rate: float) -> tuple[np.ndarray,
         x = np.pad(x, ((0, 0), (0, nper - x.shape[1])))
     channels, n = x.shape
     hop = nper // 2
-    window = get_window("hann", nper)
+    window = hann_window(nper)
     frames_per_channel = 1 + (n - nper) // hop
     acc = np.zeros(nper // 2 + 1)
     batch = max(1, (1 << 22) // nper)

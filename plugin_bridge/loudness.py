@@ -37,7 +37,8 @@ import functools
 import math
 
 import numpy as np
-from scipy.signal import sosfilt
+
+from .backends.dsp.filters import sos_filter
 
 ABSOLUTE_GATE_LUFS = -70.0
 RELATIVE_GATE_LU = -10.0
@@ -48,16 +49,39 @@ HALF_TAPS = 256  # interpolation filter: 512 taps per phase (cheap: FFT convolut
 KAISER_BETA = 8.0
 
 
+#: The K-weighting pre-filter (high shelf): gain (dB), Q and centre frequency (Hz), pyloudnorm's "DeMan".
+SHELF_GAIN_DB, SHELF_Q, SHELF_HZ = 3.99984385397, 0.7071752369554193, 1681.9744509555319
+#: The K-weighting RLB high-pass: Q and cutoff (Hz), pyloudnorm's "DeMan".
+HIGHPASS_Q, HIGHPASS_HZ = 0.5003270373253953, 38.13547087613982
+
+
 def k_weighting_coefficients(sample_rate: float) -> list[tuple[np.ndarray, np.ndarray]]:
-    """The two BS.1770-4 K-weighting biquads ``[(b, a), (b, a)]`` at ``sample_rate`` (Hz).
+    """The two BS.1770-4 K-weighting biquads ``[(b, a), (b, a)]`` (a0 = 1) at ``sample_rate`` (Hz).
 
-    pyloudnorm's "DeMan" design (pre-filter shelf, then RLB high-pass), as its ``Meter`` builds them.
+    pyloudnorm's "DeMan" design (pre-filter shelf, then RLB high-pass), the numbers its
+    ``IIRfilter(..., "high_shelf_DeMan")`` and ``"high_pass_DeMan"`` compute, with its operations
+    (pyloudnorm itself is not imported: it imports ``scipy.signal``, slow to load). With
+    ``K = tan(pi f / sr)``: shelf ``Vh = 10^(G/20)``, ``Vb = Vh^0.499666774155``,
+    ``b = [Vh + Vb K/Q + K^2, 2 (K^2 - Vh), Vh - Vb K/Q + K^2] / d``; both
+    ``a = [1, 2 (K^2 - 1) / d, (1 - K/Q + K^2) / d]`` with ``d = 1 + K/Q + K^2``; high-pass ``b = [1, -2, 1]``.
     """
-    from pyloudnorm import IIRfilter
+    k = np.tan(np.pi * SHELF_HZ / sample_rate)
+    vh = np.power(10.0, SHELF_GAIN_DB / 20.0)
+    vb = np.power(vh, 0.499666774155)
+    d = 1.0 + k / SHELF_Q + k * k
+    shelf_b = np.array(
+        [(vh + vb * k / SHELF_Q + k * k) / d, 2.0 * (k * k - vh) / d, (vh - vb * k / SHELF_Q + k * k) / d]
+    )
+    shelf_a = np.array([1.0, 2.0 * (k * k - 1.0) / d, (1.0 - k / SHELF_Q + k * k) / d])
+    k = np.tan(np.pi * HIGHPASS_HZ / sample_rate)
+    d = 1.0 + k / HIGHPASS_Q + k * k
+    highpass_a = np.array([1.0, 2.0 * (k * k - 1.0) / d, (1.0 - k / HIGHPASS_Q + k * k) / d])
+    return [(shelf_b, shelf_a), (np.array([1.0, -2.0, 1.0]), highpass_a)]
 
-    shelf = IIRfilter(3.99984385397, 0.7071752369554193, 1681.9744509555319, sample_rate, "high_shelf_DeMan")
-    highpass = IIRfilter(0.0, 0.5003270373253953, 38.13547087613982, sample_rate, "high_pass_DeMan")
-    return [(shelf.b, shelf.a), (highpass.b, highpass.a)]
+
+def k_weighting_sos(sample_rate: float) -> np.ndarray:
+    """`k_weighting_coefficients` as second-order sections ``(2, 6)`` for `sos_filter`."""
+    return np.array([np.concatenate((b, a)) for b, a in k_weighting_coefficients(sample_rate)])
 
 
 class KWeighting:
@@ -69,18 +93,15 @@ class KWeighting:
     """
 
     def __init__(self, sample_rate: float, channels: int, dtype: type = np.float64) -> None:
-        self.sos = np.array([np.concatenate((b, a)) for b, a in k_weighting_coefficients(sample_rate)])
-        self.pair = channels == 2
-        sections = self.sos.shape[0]
-        self.state = np.zeros((sections, 2), complex) if self.pair else np.zeros((sections, channels, 2))
+        self.sos = k_weighting_sos(sample_rate)
+        self.state = np.zeros((self.sos.shape[0], channels, 2))
         self.dtype = dtype
 
     def process(self, block: np.ndarray) -> np.ndarray:
         """K-weighted power (channels summed) of the next block."""
-        if self.pair:
-            y, self.state = sosfilt(self.sos, pack_pair(block), zi=self.state)
-            return (y.real * y.real + y.imag * y.imag).astype(self.dtype, copy=False)
-        y, self.state = sosfilt(self.sos, block, axis=1, zi=self.state)  # float64 inside
+        y, self.state = sos_filter(self.sos, block, self.state)  # float64 inside
+        if y.shape[0] == 2:  # stereo: L^2 + R^2, each product rounded
+            return (y[0] * y[0] + y[1] * y[1]).astype(self.dtype, copy=False)
         return np.einsum("cn,cn->n", y, y).astype(self.dtype, copy=False)
 
 
@@ -101,19 +122,6 @@ def k_weighted_power(
         part = weighting.process(x[:, start : start + block])
         power[start : start + part.shape[0]] = part
     return power
-
-
-def pack_pair(block: np.ndarray) -> np.ndarray:
-    """A ``(2, m)`` real block as one complex128 signal ``left + 1j * right``.
-
-    A real filter (``scipy.signal.sosfilt``) runs on both channels at once this way: exactly the
-    numbers it computes channel by channel (real coefficients never mix the two parts), in about
-    two thirds of the time (one recursion loop, two independent chains in flight).
-    """
-    z = np.empty(block.shape[1], dtype=np.complex128)
-    z.real = block[0]
-    z.imag = block[1]
-    return z
 
 
 def power_to_lufs(power: np.ndarray | float) -> np.ndarray | float:

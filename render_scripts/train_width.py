@@ -43,8 +43,8 @@ from plugin_bridge.ml.width import (  # noqa: E402
     train_width_net,
     width_error_db,
     width_examples,
-    width_rule_move,
 )
+from plugin_bridge.ml.width_rule import width_rule_move  # noqa: E402
 
 
 def _examples(data: dict) -> dict:

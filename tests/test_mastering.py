@@ -499,10 +499,10 @@ def test_filtfilt_inplace_is_scipy_sosfiltfilt_exactly(channels):
 def test_k_weighted_power_stereo_pair_is_per_channel_filtering_exactly():
     from scipy.signal import sosfilt
 
-    from plugin_bridge.loudness import block_powers, k_weighted_power, k_weighting_coefficients
+    from plugin_bridge.loudness import block_powers, k_weighted_power, k_weighting_sos
 
     x = pink_noise(2.0, level_db=-18.0)
-    sos = np.array([np.concatenate((b, a)) for b, a in k_weighting_coefficients(SR)])
+    sos = k_weighting_sos(SR)
     y = sosfilt(sos, x.astype(np.float64), axis=1)
     expected = y[0] * y[0] + y[1] * y[1]
     np.testing.assert_array_equal(k_weighted_power(x, SR, block=3000), expected)

@@ -321,7 +321,7 @@ def test_tiny_training_exports_onnx_with_cards(tiny):
 def test_width_rule_never_overshoots_and_waits_for_agreement(ens, est, dead, k):
     """The width rule's move is the two estimates' mean cut by the dead zone plus k x their
     disagreement: never larger than the mean, never of the other sign, none within the dead zone."""
-    from plugin_bridge.ml.width import width_rule_move
+    from plugin_bridge.ml.width_rule import width_rule_move
 
     mean, spread, applied = (float(v[0]) for v in width_rule_move(np.array([ens]), np.array([est]), dead, k))
     assert mean == pytest.approx((ens + est) / 2) and spread == pytest.approx(abs(ens - est))
@@ -570,3 +570,31 @@ def test_mix_and_batch_take_downmix_for_a_5_1_file(tmp_path, capsys):
     args = ["batch", str(src), "-o", str(tmp_path / "b"), "--backend", "numpy", "--workers", "1"]
     assert main([*args, "--downmix"]) == 0
     assert sf.info(str(next((tmp_path / "b").rglob("mix.wav")))).channels == 2
+
+
+@pytest.mark.slow
+@needs_shipped
+@pytest.mark.parametrize("rate", [SR, 48000])
+def test_mix_and_master_do_not_import_scipy_signal(tmp_path, rate):
+    """``scipy.signal`` (and the ``scipy.stats`` it loads) takes over half a second to import: a cold
+    ``mix`` or ``master`` (with a reference) of a song must not import it. ``-X importtime`` lists
+    every module a process imports; at 48 kHz the features are resampled."""
+    import subprocess
+
+    song, reference = tmp_path / "song.wav", tmp_path / "reference.wav"
+    sf.write(song, _music(6.0, 12).T, rate)
+    sf.write(reference, _music(6.0, 13).T, rate)
+    commands = (
+        ["mix", str(song), "-o", str(tmp_path / "mix"), "--quiet"],
+        ["master", str(song), "-o", str(tmp_path / "master.wav"), "--reference", str(reference), "--quiet"],
+    )
+    for command in commands:
+        run = subprocess.run(
+            [sys.executable, "-X", "importtime", "-m", "plugin_bridge.cli", *command],
+            capture_output=True,
+            text=True,
+        )
+        assert run.returncode == 0, run.stderr[-2000:]
+        imported = {line.rsplit("|", 1)[-1].strip() for line in run.stderr.splitlines() if "|" in line}
+        assert "plugin_bridge.cli" in imported
+        assert {"scipy.signal", "scipy.stats", "pyloudnorm"} & imported == set(), command[0]

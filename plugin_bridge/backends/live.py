@@ -37,7 +37,8 @@ from .dsp import (
     low_shelf_sos,
     peak_sos,
 )
-from .dsp._kernels import FreeverbState, freeverb, peak_envelope, sos_filter
+from .dsp._kernels import FreeverbState, freeverb, peak_envelope
+from .dsp.filters import sos_filter
 from .dsp.reverb import ALLPASS_TUNINGS, COMB_TUNINGS, INPUT_GAIN, STEREO_SPREAD, scaled_length
 
 #: Level (relative) below which a retired filter's ringing is dropped.
@@ -150,7 +151,8 @@ class _Biquads:
         self._zi = np.zeros((self.sos.shape[0], channels, 2))
 
     def process64(self, x: np.ndarray) -> np.ndarray:
-        return sos_filter(self.sos, x, self._zi)
+        y, self._zi = sos_filter(self.sos, x, self._zi)
+        return y
 
 
 class _Identity:

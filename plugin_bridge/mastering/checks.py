@@ -10,9 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.signal import butter, sosfilt, sosfilt_zi
 
-from ..loudness import pack_pair
+from ..backends.dsp.filters import butterworth_highpass_sos, sos_filter, sos_steady_state
 
 
 @dataclass(frozen=True)
@@ -101,7 +100,7 @@ def remove_dc(audio: np.ndarray, sample_rate: float, cutoff_hz: float = 5.0) -> 
     x -= x.mean(axis=1, keepdims=True)
     if x.shape[1] <= 30:
         return x
-    return filtfilt_inplace(butter(2, cutoff_hz, btype="highpass", fs=sample_rate, output="sos"), x)
+    return filtfilt_inplace(butterworth_highpass_sos(sample_rate, cutoff_hz), x)
 
 
 def remove_dc_into(source, sample_rate: float, means: np.ndarray, store, cutoff_hz: float = 5.0):
@@ -115,7 +114,7 @@ def remove_dc_into(source, sample_rate: float, means: np.ndarray, store, cutoff_
     for block in source.blocks():
         store.append(block - offset)
     if store.shape[1] > 30:
-        filtfilt_inplace(butter(2, cutoff_hz, btype="highpass", fs=sample_rate, output="sos"), store)
+        filtfilt_inplace(butterworth_highpass_sos(sample_rate, cutoff_hz), store)
     return store
 
 
@@ -124,35 +123,31 @@ def filtfilt_inplace(sos: np.ndarray, x: np.ndarray, block: int = 1 << 15) -> np
 
     The same numbers (the same recursions on the same values, with the state carried from block to
     block), but ``block`` samples at a time in place instead of several full-length copies (for a
-    3-minute song the fresh memory costs more than the filtering), and a stereo pair as one complex
-    signal (`pack_pair`). ``x`` is ``(channels, samples)`` with more samples than the padding
-    (``3 (2 sections + 1)``). Returns ``x``.
+    3-minute song the fresh memory costs more than the filtering). ``x`` is ``(channels, samples)``
+    with more samples than the padding (``3 (2 sections + 1)``). Returns ``x``.
     """
     sections = sos.shape[0]
     pad = 3 * (2 * sections + 1 - min(int((sos[:, 2] == 0).sum()), int((sos[:, 5] == 0).sum())))
     n = x.shape[1]
     if n <= pad:
         raise ValueError(f"filtfilt_inplace: {n} samples, need more than {pad}")
-    if x.shape[0] == 2:  # the pair as one complex signal; the state is then (sections, 2) complex
-        pack, unpack, zi = pack_pair, (lambda z: (z.real, z.imag)), sosfilt_zi(sos)
-    else:
-        pack, unpack, zi = (lambda b: b), (lambda y: y), sosfilt_zi(sos)[:, None, :]
+    zi = sos_steady_state(sos)[:, None, :]
 
     def run(signal: np.ndarray, state: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Filter along the last axis from ``state``, by default scipy's steady state for the first sample."""
         if state is None:
-            state = zi * (signal[..., :1] if signal.ndim == 2 else signal[0])
-        return sosfilt(sos, signal, axis=-1, zi=state)
+            state = zi * signal[:, :1]
+        return sos_filter(sos, signal, state)
 
-    right = pack(2.0 * x[:, -1:] - x[:, -2 : -pad - 2 : -1])  # scipy's odd extension at both ends
-    _, z = run(pack(2.0 * x[:, :1] - x[:, pad:0:-1]))
+    right = 2.0 * x[:, -1:] - x[:, -2 : -pad - 2 : -1]  # scipy's odd extension at both ends
+    _, z = run(2.0 * x[:, :1] - x[:, pad:0:-1])
     for start in range(0, n, block):
-        y, z = run(pack(x[:, start : start + block]), z)
-        x[:, start : start + block] = unpack(y)
+        y, z = run(x[:, start : start + block], z)
+        x[:, start : start + block] = y
     tail, _ = run(right, z)
-    _, z = run(tail[..., ::-1])
+    _, z = run(tail[:, ::-1])
     for stop in range(n, 0, -block):
         start = max(0, stop - block)
-        y, z = run(pack(x[:, start:stop][:, ::-1]), z)
-        x[:, start:stop] = unpack(y[..., ::-1])
+        y, z = run(x[:, start:stop][:, ::-1], z)
+        x[:, start:stop] = y[:, ::-1]
     return x

@@ -11,8 +11,6 @@ import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
-from scipy.signal import oaconvolve
-from scipy.signal.windows import hann
 
 from ..analysis import (
     THIRD_OCTAVE_CENTERS_HZ,
@@ -22,6 +20,7 @@ from ..analysis import (
     profile_distance_db,
 )
 from ..audio_io import check_audio_array
+from ..backends.dsp.fir import fft_convolve, hann_window
 from ..errors import ParameterError
 from .streaming import (
     ArraySignal,
@@ -79,7 +78,7 @@ def linear_phase_fir(grid_hz: np.ndarray, gain_db: np.ndarray, sample_rate: floa
     db = np.interp(np.log(np.maximum(f, 1.0)), np.log(grid_hz), gain_db)
     h = np.fft.irfft(10.0 ** (db / 20.0), nfft)
     h = np.roll(h, nfft // 2)
-    h = np.append(h, h[0]) * hann(numtaps, sym=True)
+    h = np.append(h, h[0]) * hann_window(numtaps, symmetric=True)
     return h
 
 
@@ -87,7 +86,7 @@ def apply_fir(audio: np.ndarray, h: np.ndarray) -> np.ndarray:
     """Filter every channel by a linear-phase FIR ``h`` with its delay removed (same length out)."""
     x = np.atleast_2d(np.asarray(audio, dtype=np.float64))
     delay = (len(h) - 1) // 2
-    y = oaconvolve(x, h[None, :], mode="full", axes=1)
+    y = fft_convolve(x, h)
     return y[:, delay : delay + x.shape[1]]
 
 

@@ -22,10 +22,10 @@ from collections.abc import Callable, Iterator
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
-from scipy.signal import get_window, oaconvolve
 
 from ..analysis import average_spectrum, welch_segment
 from ..audio_io import inspect_audio, iter_blocks
+from ..backends.dsp.fir import fft_convolve, hann_window
 from ..loudness import (
     HALF_TAPS,
     KWeighting,
@@ -298,7 +298,7 @@ class SpectrumMeter:
         self.sample_rate, self.channels = sample_rate, channels
         self.nper = welch_segment(sample_rate, frames)
         self.hop = self.nper // 2
-        self.window = get_window("hann", self.nper)
+        self.window = hann_window(self.nper)
         self.acc = np.zeros(self.nper // 2 + 1)
         self.count = 0
         self._buf = np.zeros((channels, 0))
@@ -332,9 +332,9 @@ class BlockFIR:
     """
 
     def __init__(self, h: np.ndarray, channels: int) -> None:
-        self.h = np.asarray(h, dtype=np.float64)[None, :]
-        self._tail = np.zeros((channels, self.h.shape[1] - 1))
-        self._skip = (self.h.shape[1] - 1) // 2
+        self.h = np.asarray(h, dtype=np.float64)
+        self._tail = np.zeros((channels, self.h.shape[0] - 1))
+        self._skip = (self.h.shape[0] - 1) // 2
         self._pending = 0  # input samples whose output is not yet returned
 
     def _emit(self, y: np.ndarray) -> np.ndarray:
@@ -344,7 +344,7 @@ class BlockFIR:
 
     def process(self, block: np.ndarray) -> np.ndarray:
         m = block.shape[1]
-        y = oaconvolve(np.asarray(block, dtype=np.float64), self.h, mode="full", axes=1)
+        y = fft_convolve(block, self.h)
         y[:, : self._tail.shape[1]] += self._tail
         self._tail = y[:, m:]
         self._pending += m

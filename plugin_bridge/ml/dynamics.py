@@ -58,10 +58,10 @@ from functools import cached_property, lru_cache
 from pathlib import Path
 
 import numpy as np
-from scipy.signal import sosfilt
 
 from ..backends.dsp._kernels import peak_envelope
 from ..backends.dsp.dynamics import Compressor, ballistics_coefficient
+from ..backends.dsp.filters import sos_filter
 from ..chain import default_space
 from ..errors import ParameterError
 from ..files import write_atomic
@@ -71,7 +71,7 @@ from ..loudness import (
     gated_loudness,
     gating_edges,
     integrated_loudness,
-    k_weighting_coefficients,
+    k_weighting_sos,
     power_to_lufs,
     powers_from_segments,
 )
@@ -374,13 +374,13 @@ class _Excerpt:
         channels, m = body.shape
         self.m = m
         nc = -(-m // CHUNK)
-        sos = np.array([np.concatenate((b, a)) for b, a in k_weighting_coefficients(sample_rate)])
+        sos = k_weighting_sos(sample_rate)
         power = np.zeros(m)  # exact K-weighted power, channels summed
         self.energy = np.zeros((channels, nc))  # K-weighted energy per chunk
         padded = np.zeros(nc * CHUNK)
         chunks = padded.reshape(nc, CHUNK)
         for ch in range(channels):
-            y = sosfilt(sos, body[ch])
+            y = sos_filter(sos, body[ch])[0]
             y *= y
             power += y
             padded[:m] = y

@@ -1,12 +1,13 @@
 """What a mixing model hears: per-frame band spectra of a clip, and the features computed from them.
 
-Analysis (numpy/scipy only; `FEATURE_SR` = 44.1 kHz, other rates resampled with
-`scipy.signal.resample_poly`): a `CLIP_S`-second stereo clip is split into mid ``(L+R)/2`` and side
-``(L-R)/2``; each is cut into `N_FRAMES` Hann-windowed frames of `N_FFT` samples (hop `HOP`, 93 ms);
-the power and the mid/side cross-spectrum of every FFT bin are pooled into `N_BANDS` bands a sixth of
-an octave apart (centres 31.5 Hz - 16 kHz, triangular weights on a log-frequency axis, each band's
-weights summing to one, so a band holds a power *density*). The result, `band_frames`, is an array
-``(4, N_BANDS, N_FRAMES)``: mid power, side power, and the real and imaginary parts of ``M S*``.
+Analysis (numpy only; `FEATURE_SR` = 44.1 kHz, other rates resampled with
+`plugin_bridge.backends.dsp.fir.resample_poly`, scipy's ``resample_poly`` filter): a `CLIP_S`-second
+stereo clip is split into mid ``(L+R)/2`` and side ``(L-R)/2``; each is cut into `N_FRAMES`
+Hann-windowed frames of `N_FFT` samples (hop `HOP`, 93 ms); the power and the mid/side
+cross-spectrum of every FFT bin are pooled into `N_BANDS` bands a sixth of an octave apart (centres
+31.5 Hz - 16 kHz, triangular weights on a log-frequency axis, each band's weights summing to one, so
+a band holds a power *density*). The result, `band_frames`, is an array ``(4, N_BANDS, N_FRAMES)``:
+mid power, side power, and the real and imaginary parts of ``M S*``.
 
 Why this form: every damage and every correction the models deal with (EQ, width, level) is linear
 and time-invariant, and acts on these four quantities exactly as a per-band factor (EQ power
@@ -34,8 +35,9 @@ from functools import lru_cache
 from typing import Any
 
 import numpy as np
-from scipy.signal import resample_poly
 from threadpoolctl import threadpool_limits
+
+from ..backends.dsp.fir import resample_poly
 
 FEATURE_SR = 44100
 CLIP_S = 6.0
@@ -116,7 +118,7 @@ def to_feature_rate(audio: np.ndarray, sample_rate: int) -> np.ndarray:
     x = x[:2]
     if int(sample_rate) != FEATURE_SR:
         g = np.gcd(int(sample_rate), FEATURE_SR)
-        x = resample_poly(x, FEATURE_SR // g, int(sample_rate) // g, axis=1).astype(np.float32)
+        x = resample_poly(x, FEATURE_SR // g, int(sample_rate) // g).astype(np.float32)
     return x
 
 

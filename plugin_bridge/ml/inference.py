@@ -9,8 +9,8 @@ card's ``shrink``) and scaled by the user's intensity. The rest of the ``mix-v2`
 ``rule_values`` (see models/README.md). When ``ensemble.json`` has a ``width_rule``, the ensemble's
 width move is instead the mean of its own raw width move and the stereo-only estimate of
 ``width.onnx`` (`WidthModel`), cut by a dead zone plus a multiple of the two estimates'
-disagreement (`plugin_bridge.ml.width.width_rule_move`). A model trained on another parameter-space
-version or fingerprint is refused with a `ModelError`.
+disagreement (`plugin_bridge.ml.width_rule.width_rule_move`). A model trained on another
+parameter-space version or fingerprint is refused with a `ModelError`.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ import numpy as np
 from ..chain import default_space
 from ..errors import ParameterError, PluginBridgeError
 from ..params import ParamSpace
-from .width import width_rule_move
+from .width_rule import width_rule_move
 
 MODEL_NAMES: tuple[str, ...] = ("cnn", "cnn_large", "ast")
 ALL_NAMES: tuple[str, ...] = ("ensemble", *MODEL_NAMES)
@@ -276,7 +276,7 @@ def song_moves(
     """The moves for a song from its clip features: clip moves averaged; the uncertainty is the clips'
     mean uncertainty widened by their spread; then `confident_moves` with the model's ``shrink``.
     An ensemble with a width rule (models/README.md) takes its width move from
-    `plugin_bridge.ml.width.width_rule_move` instead: the proposal is the mean of its own and the
+    `plugin_bridge.ml.width_rule.width_rule_move` instead: the proposal is the mean of its own and the
     width model's clip-averaged width moves, the uncertainty their |difference|."""
     out = model.predict(patch, glob)
     p = len(model.moves)

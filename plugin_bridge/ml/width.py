@@ -7,9 +7,9 @@ outweighs the mid, i.e. where L and R are out of phase), so a small network on t
 widened or narrowed mix from a song that is simply wide or narrow more often than not. It does not
 know everything (a naturally narrow song still reads as narrowed), so it is not used on its own:
 
-**The rule** (`width_rule_move`): the width move is the mean of the ensemble's raw width move and
-this estimate, cut by a dead zone ``dead_zone_db`` plus ``disagreement`` times the two estimates'
-|difference| (soft threshold, like `plugin_bridge.ml.inference.confident_moves`): the two agree on
+**The rule** (`plugin_bridge.ml.width_rule.width_rule_move`, kept apart: inference needs only it):
+the width move is the mean of the ensemble's raw width move and this estimate, cut by a dead zone
+``dead_zone_db`` plus ``disagreement`` times the two estimates' |difference| (soft threshold, like `plugin_bridge.ml.inference.confident_moves`): the two agree on
 the clear faults and the move is made; where they disagree (a song unlike the training ones), little
 or nothing is done. Both numbers are fitted on the validation split (`fit_width_rule`: the lowest
 mean width error among the settings that do no more harm than the ensemble's own threshold rule:
@@ -34,6 +34,7 @@ import numpy as np
 from .corpus import MONO_SIDE_DB, VARIETY_TIER, damage_batch
 from .export import add_metadata
 from .features import N_BANDS, N_GLOBAL, features_from_bands, scale_bands, side_mid_ratio_db
+from .width_rule import width_rule_move
 
 #: Number of stereo features `WidthNet` reads from the global features.
 N_STEREO = 2 * N_BANDS + 2
@@ -74,17 +75,6 @@ def width_error_db(move_db: np.ndarray, sm_dmg: np.ndarray, sm_ref: np.ndarray) 
     """Width error (dB) per clip after a width move (dB): |side/mid after - reference's| (mono
     references, side below `corpus.MONO_SIDE_DB`, count zero), as `plugin_bridge.ml.train.audio_losses`."""
     return np.abs(sm_dmg + move_db - sm_ref) * (sm_ref > MONO_SIDE_DB)
-
-
-def width_rule_move(
-    ensemble_db: np.ndarray, estimate_db: np.ndarray, dead_zone_db: float, disagreement: float
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(proposed, spread, applied)`` width moves (dB): the mean of the two estimates, their |difference|,
-    and the mean cut by ``dead_zone_db + disagreement x spread`` (soft threshold, never past zero)."""
-    e, s = np.asarray(ensemble_db, dtype=np.float64), np.asarray(estimate_db, dtype=np.float64)
-    mean, spread = 0.5 * (e + s), np.abs(e - s)
-    applied = np.sign(mean) * np.maximum(np.abs(mean) - dead_zone_db - disagreement * spread, 0.0)
-    return mean, spread, applied
 
 
 #: Dead zones (dB) and disagreement multiples `fit_width_rule` tries.

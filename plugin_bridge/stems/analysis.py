@@ -37,9 +37,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import fft as sp_fft
-from scipy.signal import freqz
 
-from ..loudness import gated_loudness, k_weighting_coefficients, power_to_lufs
+from ..backends.dsp.filters import sos_response
+from ..loudness import gated_loudness, k_weighting_sos, power_to_lufs
 
 #: Third-octave band centres (Hz) of the long-term spectrum feature, 31.5 Hz .. 16 kHz.
 BAND_CENTERS_HZ: tuple[float, ...] = tuple(1000.0 * 2.0 ** (k / 3.0) for k in range(-15, 15))
@@ -143,10 +143,7 @@ def _frames(x: np.ndarray) -> np.ndarray:
 def _k_weight_bins(sample_rate: int) -> np.ndarray:
     """|H_K(f)|^2 of the BS.1770 K-weighting filters at the FFT bins (N_FFT at ``sample_rate``)."""
     freqs = np.fft.rfftfreq(N_FFT, 1.0 / sample_rate)
-    h = np.ones(len(freqs), dtype=np.complex128)
-    for b, a in k_weighting_coefficients(sample_rate):
-        h *= freqz(b, a, worN=freqs, fs=sample_rate)[1]
-    return (np.abs(h) ** 2).astype(np.float32)
+    return (np.abs(sos_response(k_weighting_sos(sample_rate), freqs, sample_rate)) ** 2).astype(np.float32)
 
 
 def spectral_loudness(frame_power_k: np.ndarray) -> float:

@@ -63,16 +63,38 @@ def _release_smoother(s, g0, coeff, out):  # pragma: no cover - compiled
     return g
 
 
-def _sos_filter(sos, x, zi, out):  # pragma: no cover - compiled
-    for c in range(x.shape[0]):
-        for i in range(x.shape[1]):
-            v = x[c, i]
-            for s in range(sos.shape[0]):
-                y = sos[s, 0] * v + zi[s, c, 0]
-                zi[s, c, 0] = sos[s, 1] * v - sos[s, 4] * y + zi[s, c, 1]
-                zi[s, c, 1] = sos[s, 2] * v - sos[s, 5] * y
-                v = y
-            out[c, i] = v
+def _sos_filter(sos, y, zi):  # pragma: no cover - compiled
+    # Transposed direct form II in scipy's operation order (``scipy.signal.sosfilt``), so the same
+    # numbers: y = b0 x + z0; z0 = b1 x - a1 y + z1; z1 = b2 x - a2 y. Section after section over
+    # the whole block (each section's state in registers), two channels at a time: two independent
+    # recursions in flight.
+    channels, n = y.shape
+    for s in range(sos.shape[0]):
+        b0, b1, b2, a1, a2 = sos[s, 0], sos[s, 1], sos[s, 2], sos[s, 4], sos[s, 5]
+        for c in range(0, channels - 1, 2):
+            p0, p1, q0, q1 = zi[s, c, 0], zi[s, c, 1], zi[s, c + 1, 0], zi[s, c + 1, 1]
+            for i in range(n):
+                u = y[c, i]
+                v = y[c + 1, i]
+                yu = b0 * u + p0
+                yv = b0 * v + q0
+                p0 = b1 * u - a1 * yu + p1
+                q0 = b1 * v - a1 * yv + q1
+                p1 = b2 * u - a2 * yu
+                q1 = b2 * v - a2 * yv
+                y[c, i] = yu
+                y[c + 1, i] = yv
+            zi[s, c, 0], zi[s, c, 1], zi[s, c + 1, 0], zi[s, c + 1, 1] = p0, p1, q0, q1
+        if channels % 2:
+            c = channels - 1
+            p0, p1 = zi[s, c, 0], zi[s, c, 1]
+            for i in range(n):
+                u = y[c, i]
+                yu = b0 * u + p0
+                p0 = b1 * u - a1 * yu + p1
+                p1 = b2 * u - a2 * yu
+                y[c, i] = yu
+            zi[s, c, 0], zi[s, c, 1] = p0, p1
 
 
 def _freeverb(inp, fb, damp, cbuf, clen, coff, cpos, clast, abuf, alen, aoff, apos, out):  # pragma: no cover
@@ -103,17 +125,9 @@ def _freeverb(inp, fb, damp, cbuf, clen, coff, cpos, clast, abuf, alen, aoff, ap
 _peak_envelope_k = _jit(_peak_envelope)
 _freeverb_k = _jit(_freeverb)
 _release_smoother_k = _jit(_release_smoother)
-_sos_filter_k = _jit(_sos_filter)
-
-
-def sos_filter(sos: np.ndarray, x: np.ndarray, zi: np.ndarray) -> np.ndarray:
-    """Second-order sections ``sos`` (``[b0, b1, b2, 1, a1, a2]`` rows) over ``x`` (channels, n),
-    transposed direct form II as `scipy.signal.sosfilt`; ``zi`` (sections, channels, 2) is the
-    running state, updated in place. Cheaper than sosfilt on short blocks (no per-call checks)."""
-    x = np.ascontiguousarray(x, dtype=np.float64)
-    out = np.empty_like(x)
-    _sos_filter_k(np.ascontiguousarray(sos, dtype=np.float64), x, zi, out)
-    return out
+#: ``(sos, y, zi)``: filters ``y`` (channels, n) in place by the sections ``sos`` from the state ``zi``
+#: (sections, channels, 2), updated in place; all three of one dtype (`filters.sos_filter` prepares them).
+sos_filter_inplace = _jit(_sos_filter)
 
 
 def peak_envelope(

@@ -24,9 +24,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy.signal import lfilter
 
 from .convolve import PartitionedConvolver
+from .filters import sos_filter
 from .stage import Stage
 
 COMB_TUNINGS = (1116, 1188, 1277, 1356, 1422, 1491, 1557, 1617)
@@ -48,12 +48,12 @@ def comb_impulse_response(length: int, delay: int, feedback: float, damp: float)
     y = np.zeros(length)
     v = np.zeros(length)  # what the comb writes into its buffer: in + feedback * last
     v[0] = 1.0
-    zi = np.zeros(1)
-    b, a = [1.0 - damp], [1.0, -damp]
+    lowpass = np.array([[1.0 - damp, 0.0, 0.0, 1.0, -damp, 0.0]])  # last = out (1 - damp) + last damp
+    zi = np.zeros((1, 2))
     for start in range(delay, length, delay):
         stop = min(start + delay, length)
         y[start:stop] = v[start - delay : stop - delay]
-        last, zi = lfilter(b, a, y[start:stop], zi=zi)
+        last, zi = sos_filter(lowpass, y[start:stop], zi)
         v[start:stop] = feedback * last
     return y
 
@@ -64,7 +64,8 @@ def allpass_filter(x: np.ndarray, delay: int) -> np.ndarray:
     rows = -(-n // delay)
     padded = np.zeros(rows * delay)
     padded[:n] = x
-    buf = lfilter([1.0], [1.0, -0.5], padded.reshape(rows, delay), axis=0).ravel()
+    feedback = np.array([[1.0, 0.0, 0.0, 1.0, -0.5, 0.0]])  # buf = in + 0.5 buf, every delay samples
+    buf = sos_filter(feedback, padded.reshape(rows, delay).T)[0].T.ravel()
     out = -x.copy()
     out[delay:] += buf[: n - delay]
     return out

@@ -1,5 +1,6 @@
-"""The package's own filters, windows, convolution and resampling against the ``scipy.signal`` functions
-they stand in for (the mixing and mastering paths do not import ``scipy.signal``: slow to load).
+"""The package's own filters, windows, convolution, resampling and running minimum against the
+``scipy.signal`` and ``scipy.ndimage`` functions they stand in for (the mixing and mastering paths
+import neither: slow to load).
 
 `sos_filter`, `sos_steady_state`, `sos_response` and `hann_window` give scipy's numbers exactly;
 the Butterworth design, the Kaiser low-pass, the FFT convolution and the resampler agree within
@@ -13,8 +14,10 @@ import pytest
 import scipy.signal as ss
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from scipy.ndimage import minimum_filter1d
 
 from plugin_bridge.backends.dsp import _kernels
+from plugin_bridge.backends.dsp.dynamics import _sliding_min
 from plugin_bridge.backends.dsp.filters import (
     butterworth_highpass_sos,
     first_order_highpass_sos,
@@ -183,3 +186,18 @@ def test_resample_poly_is_scipys(ratio, lead, n, dtype, seed):
     assert got.shape == want.shape and got.dtype == want.dtype
     tol = 2e-6 if dtype is np.float32 else 1e-13  # scipy sums a float32 signal in float32
     np.testing.assert_allclose(got, want, rtol=0, atol=tol * np.abs(x).max())
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 400), st.integers(1, 90), st.integers(0, 2**32 - 1), st.booleans())
+def test_sliding_min_is_scipy_minimum_filter1d_exactly(extra, length, seed, steps):
+    """The limiter's trailing-window minimum (van Herk / Gil-Werman in numpy) gives
+    ``minimum_filter1d``'s numbers on random gains and on runs of equal values (a held gain)."""
+    rng = np.random.default_rng(seed)
+    n = length + extra - 1
+    r = rng.random(n)
+    if steps:
+        r = np.repeat(r[: max(1, n // 8)], 8)[:n]
+    expected = minimum_filter1d(r, size=length, origin=(length - 1) // 2, mode="nearest")[length - 1 :]
+    got = _sliding_min(r, length)
+    assert got.shape == expected.shape and np.array_equal(got, expected)

@@ -21,7 +21,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy import fft as sfft
 
 #: Below this many multiply-adds a partial frame is convolved directly instead of by FFT.
 _DIRECT_MAX = 1 << 15
@@ -41,7 +40,7 @@ def _partition_spectra(irs: np.ndarray, p: int) -> np.ndarray:
     k = max(1, -(-length // p))
     parts = np.zeros((outputs, k * p))
     parts[:, :length] = irs
-    return sfft.rfft(parts.reshape(outputs, k, p), n=2 * p, axis=-1)
+    return np.fft.rfft(parts.reshape(outputs, k, p), n=2 * p, axis=-1)
 
 
 def _mac(xall: np.ndarray, h: np.ndarray, first: int, last: int, offset: int, nj: int) -> np.ndarray:
@@ -99,7 +98,7 @@ class _Head:
         if self._w is None:
             nk = self.parts
             w_spec = _mac(self._hist, self._h, 1, nk, nk - 1, 1)
-            base = sfft.irfft(w_spec[:, 0], n=2 * self.p, axis=-1)[:, : self.p] + self._spill
+            base = np.fft.irfft(w_spec[:, 0], n=2 * self.p, axis=-1)[:, : self.p] + self._spill
             self._w = (w_spec, base)
         return self._w
 
@@ -112,19 +111,19 @@ class _Head:
                 pos = f + t
                 y[:, t] = self._h0[:, : pos + 1] @ cur[pos::-1]
             return y
-        spec = sfft.rfft(cur, n=2 * self.p)
-        return sfft.irfft(spec[None, :] * self._h[:, 0], n=2 * self.p, axis=-1)[:, f : f + k]
+        spec = np.fft.rfft(cur, n=2 * self.p)
+        return np.fft.irfft(spec[None, :] * self._h[:, 0], n=2 * self.p, axis=-1)[:, f : f + k]
 
     def _complete(self, frames: np.ndarray) -> np.ndarray:
         """Output of ``J`` complete frames ``(J, p)``; the first is the frame being filled."""
         p, nk, nj = self.p, self.parts, frames.shape[0]
-        spec = sfft.rfft(frames, n=2 * p, axis=-1)
+        spec = np.fft.rfft(frames, n=2 * p, axis=-1)
         xall = np.concatenate((self._hist, spec))  # X_{m+j} sits at index K-1+j
         if self._w is not None and nj == 1:
             z_spec = self._w[0] + spec[None] * self._h[:, :1]
         else:
             z_spec = _mac(xall, self._h, 0, nk, nk - 1, nj)
-        z = sfft.irfft(z_spec, n=2 * p, axis=-1)  # (out, J, 2p)
+        z = np.fft.irfft(z_spec, n=2 * p, axis=-1)  # (out, J, 2p)
         out = z[:, :, :p].copy()
         out[:, 0] += self._spill
         out[:, 1:] += z[:, :-1, p:]
@@ -172,9 +171,9 @@ class _Tail:
     def _advance(self, frames: np.ndarray) -> np.ndarray:
         """Consume ``J`` complete frames; returns what they receive from earlier frames."""
         p, nk, nj = self.p, self.parts, frames.shape[0]
-        spec = sfft.rfft(frames, n=2 * p, axis=-1)
+        spec = np.fft.rfft(frames, n=2 * p, axis=-1)
         xall = np.concatenate((self._hist, spec))  # X_{m+j} at K-1+j, so W_{m+1+j} uses K+j-k
-        w = sfft.irfft(_mac(xall, self._h, 1, nk, nk, nj), n=2 * p, axis=-1)
+        w = np.fft.irfft(_mac(xall, self._h, 1, nk, nk, nj), n=2 * p, axis=-1)
         nxt = w[:, :, :p].copy()
         nxt[:, 0] += self._spill
         nxt[:, 1:] += w[:, :-1, p:]

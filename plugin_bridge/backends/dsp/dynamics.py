@@ -28,7 +28,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy.ndimage import minimum_filter1d
 
 from ._kernels import peak_envelope, release_smoother
 from .stage import Stage, db_to_gain
@@ -96,9 +95,18 @@ def _sliding_min(ext: np.ndarray, length: int) -> np.ndarray:
     """Trailing-window minimum: out[i] = min(ext[i : i + length]) for i in 0..len(ext)-length."""
     if length == 1:
         return ext.copy()
-    origin = (length - 1) // 2  # shifts the window to [j - length + 1, j] for output j
-    full = minimum_filter1d(ext, size=length, origin=origin, mode="nearest")
-    return full[length - 1 :]
+    # van Herk / Gil-Werman: in blocks of ``length``, the running minimum from each block's start
+    # (``ahead``) and from its end (``behind``); a window starting at i spans the end of one block
+    # and the start of the next: min(behind[i], ahead[i + length - 1]). Exact, O(n).
+    n = ext.shape[0]
+    blocks = -(-n // length)
+    padded = np.full(blocks * length, np.inf)
+    padded[:n] = ext
+    rows = padded.reshape(blocks, length)
+    ahead = np.minimum.accumulate(rows, axis=1).reshape(-1)
+    behind = np.minimum.accumulate(rows[:, ::-1], axis=1)[:, ::-1].reshape(-1)
+    count = n - length + 1
+    return np.minimum(behind[:count], ahead[length - 1 : length - 1 + count])
 
 
 def _sliding_mean(ext: np.ndarray, length: int) -> np.ndarray:

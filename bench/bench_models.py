@@ -3,7 +3,8 @@
 ``mix`` of a 3-minute song on one core (read, features, predict, render, master, write).
 
 Targets (issue): inference <= 50 ms per song after features; end-to-end <= 5 s on one core.
-Also prints the held-out test-split table recorded by render_scripts/train_models.py.
+Also prints the held-out test-split table recorded by render_scripts/train_models.py
+(``models/results.json``: balance and width error per damage tier, share improved and made worse).
 
 Usage: ``python bench/bench_models.py [--seconds 180] [--backend auto]``
 """
@@ -66,9 +67,16 @@ def main(argv: list[str] | None = None) -> int:
             print(f"end-to-end mix ({run} run in this process): {total:.2f} s [{stages}]")
     results = models_dir() / "results.json"
     if results.is_file():
-        r = json.loads(results.read_text())
-        print(f"\nheld-out test split ({r['test']['n']} examples):")
-        print(r["table"])
+        test = json.loads(results.read_text()).get("test", {})
+        print("\nheld-out test split, as recorded by render_scripts/train_models.py (models/results.json):")
+        print("| row | tier | balance dB | width dB | improved | worse > 0.5 dB |")
+        print("|---|---|---|---|---|---|")
+        for row, tiers in test.items():
+            for tier, m in tiers.items():
+                print(
+                    f"| {row} | {tier} | {m['balance_db']:.2f} | {m['width_db']:.2f} | "
+                    f"{m['improved']:.0%} | {m['worse']:.0%} |"
+                )
     print(f"\npeak memory: {_vmhwm()}")
     return 0
 

@@ -191,13 +191,13 @@ def test_resample_poly_is_scipys(ratio, lead, n, dtype, seed):
 @settings(max_examples=60, deadline=None)
 @given(st.integers(1, 400), st.integers(1, 90), st.integers(0, 2**32 - 1), st.booleans())
 def test_sliding_min_is_scipy_minimum_filter1d_exactly(extra, length, seed, steps):
-    """The limiter's trailing-window minimum (van Herk / Gil-Werman in numpy) gives
+    """The limiter's trailing-window minimum (by doubling, in numpy) gives
     ``minimum_filter1d``'s numbers on random gains and on runs of equal values (a held gain)."""
     rng = np.random.default_rng(seed)
     n = length + extra - 1
     r = rng.random(n)
     if steps:
-        r = np.repeat(r[: max(1, n // 8)], 8)[:n]
+        r = np.repeat(r[: -(-n // 8)], 8)[:n]
     expected = minimum_filter1d(r, size=length, origin=(length - 1) // 2, mode="nearest")[length - 1 :]
     got = _sliding_min(r, length)
     assert got.shape == expected.shape and np.array_equal(got, expected)

@@ -5,6 +5,7 @@ export, the parameter-space check, the eval and mix commands, and the shipped mo
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import sys
 import time
@@ -570,6 +571,22 @@ def test_mix_and_batch_take_downmix_for_a_5_1_file(tmp_path, capsys):
     args = ["batch", str(src), "-o", str(tmp_path / "b"), "--backend", "numpy", "--workers", "1"]
     assert main([*args, "--downmix"]) == 0
     assert sf.info(str(next((tmp_path / "b").rglob("mix.wav")))).channels == 2
+
+
+@needs_shipped
+def test_cli_mix_says_each_master_warning_once(tmp_path, capsys, caplog):
+    """A song with a DC offset: the master's warning is printed once, in the mix summary, not
+    also logged to stderr by the mastering stage."""
+    from plugin_bridge.cli import main
+
+    song = tmp_path / "song.wav"
+    sf.write(song, (_music(6.0, 3) + 0.01).T, SR)
+    with caplog.at_level(logging.WARNING):
+        assert main(["mix", str(song), "-o", str(tmp_path / "m"), "--backend", "numpy", "--quiet"]) == 0
+    out = capsys.readouterr()
+    assert out.out.count("warning: DC offset") == 1
+    assert "DC offset" not in out.err and not [r for r in caplog.records if "DC offset" in r.getMessage()]
+    assert logging.getLogger("plugin_bridge.mastering").level == logging.NOTSET  # put back
 
 
 @pytest.mark.slow

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 from ..backends import BACKEND_NAMES
@@ -61,6 +63,19 @@ def _cmd_mix_stems(args: argparse.Namespace) -> int:
     return 0
 
 
+@contextmanager
+def _master_warnings_in_summary():
+    """The master's warnings come back in the mix result, which the summary (or the JSON) prints:
+    while the job runs, the mastering logger keeps them to itself, so none is shown twice."""
+    logger = logging.getLogger("plugin_bridge.mastering")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
 def _cmd_mix(args: argparse.Namespace) -> int:
     from ..ml.inference import ALL_NAMES
     from ..progress import stage_bar
@@ -69,7 +84,7 @@ def _cmd_mix(args: argparse.Namespace) -> int:
     if _is_stems(args.song):
         return _cmd_mix_stems(args)
     stages = 2 + (len(ALL_NAMES) if args.model == "all" else 1)
-    with stage_bar(stages, "mix", args.quiet or args.json) as bar:
+    with stage_bar(stages, "mix", args.quiet or args.json) as bar, _master_warnings_in_summary():
         result = mix_song(
             args.song,
             args.output_dir,

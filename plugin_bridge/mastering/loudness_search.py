@@ -227,7 +227,14 @@ def normalize_stream(
         count[0] += 1
         return loudness_after(gain_db)
 
+    known: dict[float, float] = {}  # gain (dB) -> loudness after the limiter: each is one pass
+
     def loudness_after(gain_db: float) -> float:
+        if gain_db not in known:
+            known[gain_db] = _loudness_after(gain_db)
+        return known[gain_db]
+
+    def _loudness_after(gain_db: float) -> float:
         lim = limiter(1, gain_db)
         meter = LoudnessMeter(sample_rate, 1, signal.frames)
         held = np.zeros(0, dtype=np.float32)

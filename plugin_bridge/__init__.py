@@ -17,8 +17,8 @@ from .params import ParamSpace, ParamSpec
 from .render import RenderResult, render_array, render_file, resolve_effects
 from .version import __version__
 
-#: Names served lazily (their modules load the DSP code: numba, scipy.fft and scipy.ndimage, ~0.4 s),
-#: so `import plugin_bridge` stays fast.
+#: Names served lazily (their modules load the DSP code and numba, ~0.35 s), so `import plugin_bridge`
+#: stays fast.
 _LAZY = {
     "analyze": "analysis",
     "plot_analysis": "analysis",

@@ -65,8 +65,9 @@ def _cmd_mix_stems(args: argparse.Namespace) -> int:
 
 @contextmanager
 def _master_warnings_in_summary():
-    """The master's warnings come back in the mix result, which the summary (or the JSON) prints:
-    while the job runs, the mastering logger keeps them to itself, so none is shown twice."""
+    """The master's warnings come back in the result of a mix (of a song or of stems), which the
+    summary (or the JSON) prints: while the job runs, the mastering logger keeps them to itself, so
+    none is shown twice. Also a decorator (`_cmd_mix`, which runs both jobs)."""
     logger = logging.getLogger("plugin_bridge.mastering")
     level = logger.level
     logger.setLevel(logging.ERROR)
@@ -76,6 +77,7 @@ def _master_warnings_in_summary():
         logger.setLevel(level)
 
 
+@_master_warnings_in_summary()
 def _cmd_mix(args: argparse.Namespace) -> int:
     from ..ml.inference import ALL_NAMES
     from ..progress import stage_bar
@@ -84,7 +86,7 @@ def _cmd_mix(args: argparse.Namespace) -> int:
     if _is_stems(args.song):
         return _cmd_mix_stems(args)
     stages = 2 + (len(ALL_NAMES) if args.model == "all" else 1)
-    with stage_bar(stages, "mix", args.quiet or args.json) as bar, _master_warnings_in_summary():
+    with stage_bar(stages, "mix", args.quiet or args.json) as bar:
         result = mix_song(
             args.song,
             args.output_dir,

@@ -29,6 +29,7 @@ Algorithms (the numpy fallback is the reference; pedalboard and Faust follow it)
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -106,6 +107,11 @@ def effect_specs(effect_type: str) -> tuple[ParamSpec, ...]:
         raise ChainError(
             f"unknown effect {effect_type!r}; valid effects: {', '.join(EFFECT_TYPES)}"
         ) from None
+
+
+def q_to_octaves(q: float) -> float:
+    """Bandwidth in octaves of an RBJ peaking filter of quality ``q``: 2/ln2 * asinh(1/(2q))."""
+    return 2.0 / math.log(2.0) * math.asinh(1.0 / (2.0 * q))
 
 
 @dataclass(frozen=True)

@@ -1319,3 +1319,64 @@ def test_a_missing_source_is_a_one_line_error_naming_it(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "nope é.json: no such recipe or session file" in err
     assert not out.exists()
+
+
+@pytest.mark.plugins
+def test_mapped_plugin_states_from_one_instance_per_plugin_hold_each_slots_values(monkeypatch):
+    """The REAPER export loads each mapped plugin file once for all its slots: every state, loaded
+    into a fresh plugin, has that slot's values, and none of an earlier slot's."""
+    _need(ZAM_EQ, "zam-plugins")
+    _need(ZAM_COMP, "zam-plugins")
+    import pedalboard
+
+    from plugin_bridge.effects import Effect
+    from plugin_bridge.export import mapped_plugins
+
+    effects = [
+        Effect(id="low", type="low_shelf", params={"cutoff_hz": 100.0, "gain_db": 4.0, "q": 0.707}),
+        Effect(
+            id="c1",
+            type="compressor",
+            params={
+                "threshold_db": -20.0,
+                "ratio": 4.0,
+                "attack_ms": 5.0,
+                "release_ms": 80.0,
+                "makeup_db": 2.0,
+            },
+        ),
+        Effect(id="mid", type="peak", params={"cutoff_hz": 1000.0, "gain_db": -2.0, "q": 1.4}),
+        Effect(
+            id="c2",
+            type="compressor",
+            params={
+                "threshold_db": -10.0,
+                "ratio": 2.0,
+                "attack_ms": 20.0,
+                "release_ms": 200.0,
+                "makeup_db": 0.0,
+            },
+        ),
+        Effect(id="high", type="high_shelf", params={"cutoff_hz": 7000.0, "gain_db": 3.0, "q": 0.707}),
+        Effect(id="in", type="gain", params={"gain_db": -6.0}),
+    ]
+    loads = []
+    real_load = pedalboard.load_plugin
+    monkeypatch.setattr(pedalboard, "load_plugin", lambda path: loads.append(path) or real_load(path))
+    monkeypatch.setenv("PLUGIN_BRIDGE_HOST_CHILD", "1")  # read here, to count the loads
+    states = mapped_plugins.builtin_plugin_states([(e, e.id) for e in effects])
+    assert sorted(loads) == sorted({str(ZAM_EQ), str(ZAM_COMP)})  # one instance per plugin file
+    monkeypatch.setattr(pedalboard, "load_plugin", real_load)
+    alone = [mapped_plugins.builtin_plugin_state(e, e.id) for e in effects]  # a fresh plugin each
+
+    def values(state) -> dict[str, float]:
+        plugin = real_load(state.path)
+        plugin.preset_data = state.state  # what the stored bytes say, not what the object holds
+        return {name: float(plugin.parameters[name].raw_value) for name in plugin.parameters}
+
+    for effect, state, reference in zip(effects, states, alone, strict=True):
+        got, want = values(state), values(reference)
+        assert got.keys() == want.keys()
+        for name in want:  # normalised values: one float32 step apart at most
+            assert got[name] == pytest.approx(want[name], abs=1e-6), (effect.id, name)
+    assert values(states[4])["boost_cut_h_db"] != values(states[0])["boost_cut_h_db"]

@@ -53,23 +53,28 @@ def write_vstpreset(path: str | os.PathLike, data: bytes | Vst3Preset) -> Path:
 # --------------------------------------------------------------------------------------------
 
 
-def settle_pedalboard(plugin, sample_rate: float = 44100.0) -> None:
+def settle_pedalboard(plugin, sample_rate: float = 44100.0, channels: tuple[int, ...] = (2, 1)) -> None:
     """Process one short silent buffer so a pedalboard VST3's saved state catches up with
-    parameter writes (otherwise ``preset_data`` still holds the previous values)."""
+    parameter writes (otherwise ``preset_data`` still holds the previous values).
+
+    ``channels``: the channel counts to try, in turn (stereo first; mono-only plugins such as ZamEQ2
+    refuse two). A refused call drops the parameter writes pending since the plugin last ran, so
+    pass ``(1,)`` for a mono plugin that already ran once."""
     last: Exception | None = None
-    for channels in (2, 1):  # stereo plugins first; mono-only ones (ZamEQ2) refuse two channels
+    for n in channels:
         try:
-            plugin.process(np.zeros((channels, 64), dtype=np.float32), sample_rate, reset=False)
+            plugin.process(np.zeros((n, 64), dtype=np.float32), sample_rate, reset=False)
             return
         except (ValueError, RuntimeError) as e:
             last = e
     raise FormatError(f"could not run the plugin to settle its state: {last}")
 
 
-def from_pedalboard(plugin, settle: bool = True) -> bytes:
-    """The .vstpreset bytes of a loaded pedalboard ``VST3Plugin`` with its current parameters."""
+def from_pedalboard(plugin, settle: bool = True, channels: tuple[int, ...] = (2, 1)) -> bytes:
+    """The .vstpreset bytes of a loaded pedalboard ``VST3Plugin`` with its current parameters
+    (``channels``: see `settle_pedalboard`)."""
     if settle:
-        settle_pedalboard(plugin)
+        settle_pedalboard(plugin, channels=channels)
     data = bytes(plugin.preset_data)
     parse_vstpreset(data, "pedalboard preset_data")
     return data
@@ -103,11 +108,14 @@ def from_dawdreamer(processor, class_id: str) -> bytes:
     return build_vstpreset(class_id, component, controller)
 
 
-def plugin_state_from_pedalboard(plugin, path: str | os.PathLike, slot: str):
-    """A `PluginState` (recipe entry) for a loaded pedalboard VST3 plugin at ``path``."""
+def plugin_state_from_pedalboard(
+    plugin, path: str | os.PathLike, slot: str, channels: tuple[int, ...] = (2, 1)
+):
+    """A `PluginState` (recipe entry) for a loaded pedalboard VST3 plugin at ``path`` (``channels``:
+    see `settle_pedalboard`)."""
 
     try:
-        data = from_pedalboard(plugin)
+        data = from_pedalboard(plugin, channels=channels)
     finally:
         reset_fpu_environment()  # DPF plugins leave flush-to-zero set (breaks Faust compiles, hypothesis)
     params = {}

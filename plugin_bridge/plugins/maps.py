@@ -41,7 +41,7 @@ from pathlib import Path
 import numpy as np
 
 from ..chain import presets_dir, read_structured_file
-from ..effects import Effect, effect_specs
+from ..effects import Effect, effect_specs, q_to_octaves
 from ..errors import ChainError
 from .discovery import PluginError, PluginRef
 from .probe import parse_number
@@ -51,11 +51,6 @@ log = logging.getLogger(__name__)
 MAP_SUFFIXES = (".yaml", ".yml", ".json")
 #: Names of the plugin parameters that are host or meter values and never belong in a map.
 HOST_PARAMETER_NAMES = {"buffer size", "sample rate", "latency", "gain reduction", "output level", "bypass"}
-
-
-def q_to_octaves(q: float) -> float:
-    """Bandwidth in octaves of an RBJ peaking filter of quality ``q``: 2/ln2 * asinh(1/(2q))."""
-    return 2.0 / math.log(2.0) * math.asinh(1.0 / (2.0 * q))
 
 
 _NAMED_TRANSFORMS = {

@@ -1,6 +1,7 @@
 # Two commands for a fresh machine:  make demo  (the main job on the built-in song)  and  make test.
 # Both create .venv and install what they need; make test also installs the Debian packages the tests
-# use (ffmpeg, fluidsynth + a small GM soundfont, zam-plugins, faust + lv2-dev + g++ for the LV2 export,
+# use (ffmpeg, fluidsynth + a small GM soundfont, zam-plugins, faust + lv2-dev + g++ for the LV2 export
+# and the compiled DSP kernels, which is why they come before the pip install,
 # lv2file + sordi to check it in an independent host) when run as root with apt-get.
 
 PYTHON ?= python3
@@ -14,7 +15,7 @@ DEBIAN_PACKAGES := ffmpeg fluidsynth timgm6mb-soundfont openttd-openmsx zam-plug
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 
-$(VENV)/.installed: $(PY) pyproject.toml
+$(VENV)/.installed: $(PY) pyproject.toml setup.py plugin_bridge/backends/dsp/_ckernels.c
 	$(PIP) install -q -e '.[web]'
 	touch $@
 
@@ -25,7 +26,7 @@ $(VENV)/.installed-test: $(VENV)/.installed pyproject.toml
 
 install: $(VENV)/.installed
 
-install-test: $(VENV)/.installed-test system-deps
+install-test: system-deps $(VENV)/.installed-test
 
 system-deps:
 	@missing=""; for p in $(DEBIAN_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -36,7 +37,7 @@ system-deps:
 	  || echo "WARNING: could not install$$missing; tests that need them will be skipped"; \
 	else echo "NOTE: not root: Debian packages$$missing not installed; tests that need them will be skipped"; fi
 
-demo: install system-deps
+demo: system-deps install
 	$(VENV)/bin/plugin-bridge demo -o demo_output
 	$(VENV)/bin/plugin-bridge mix demo_output/demo_song.wav -o demo_output/ai_mix --model all
 	$(VENV)/bin/plugin-bridge mix demo_output/multitrack/stems -o demo_output/ai_stems_mix

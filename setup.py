@@ -1,14 +1,18 @@
-"""Packaging hook: ship presets/ and models/ inside the wheel (as plugin_bridge/_presets, _models).
+"""Packaging hooks: ship presets/ and models/ inside the wheel (as plugin_bridge/_presets, _models),
+and build the optional compiled kernels.
 
 The project keeps its chain templates and shipped models at the top level of the repository; an
 installed package finds them beside its code (`plugin_bridge.chain.presets_dir`,
-`plugin_bridge.ml.inference.models_dir`). Everything else is configured in pyproject.toml.
+`plugin_bridge.ml.inference.models_dir`). `plugin_bridge.backends.dsp._ckernels` is a small C
+extension with the sample-recursive loops (IIR sections, envelopes): built when a C compiler is
+there, skipped otherwise (numba then compiles the same loops at run time). Everything else is
+configured in pyproject.toml.
 """
 
 import shutil
 from pathlib import Path
 
-from setuptools import setup
+from setuptools import Extension, setup
 from setuptools.command.build_py import build_py
 
 ROOT = Path(__file__).resolve().parent
@@ -27,4 +31,12 @@ class BuildWithData(build_py):
             shutil.copytree(ROOT / src, target, dirs_exist_ok=True)
 
 
-setup(cmdclass={"build_py": BuildWithData})
+#: The loops must round exactly as their Python references (numba's numbers): no fused multiply-adds.
+CKERNELS = Extension(
+    "plugin_bridge.backends.dsp._ckernels",
+    ["plugin_bridge/backends/dsp/_ckernels.c"],
+    extra_compile_args=["-O2", "-ffp-contract=off"],
+    optional=True,
+)
+
+setup(cmdclass={"build_py": BuildWithData}, ext_modules=[CKERNELS])

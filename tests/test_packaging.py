@@ -32,7 +32,9 @@ def test_a_wheel_installed_in_a_fresh_venv_mixes_with_the_shipped_models(tmp_pat
     for name in ("pyproject.toml", "setup.py", "README.md"):
         shutil.copy(ROOT / name, src / name)
     for name in ("plugin_bridge", "presets", "models"):
-        shutil.copytree(ROOT / name, src / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        shutil.copytree(
+            ROOT / name, src / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "*.so")
+        )
     wheels = tmp_path / "wheels"
     _run(
         [
@@ -53,6 +55,9 @@ def test_a_wheel_installed_in_a_fresh_venv_mixes_with_the_shipped_models(tmp_pat
     with zipfile.ZipFile(wheel) as z:  # the web app's page travels with the package
         names = set(z.namelist())
     assert {f"plugin_bridge/web/static/{n}" for n in ("index.html", "app.js", "style.css")} <= names
+    compiled = shutil.which("cc") is not None or shutil.which("gcc") is not None
+    if compiled:  # the optional C kernels are built when a compiler is there
+        assert any(n.startswith("plugin_bridge/backends/dsp/_ckernels") for n in names), sorted(names)
 
     env_dir = tmp_path / "venv"
     venv.EnvBuilder(with_pip=True).create(env_dir)
@@ -78,11 +83,12 @@ def test_a_wheel_installed_in_a_fresh_venv_mixes_with_the_shipped_models(tmp_pat
             str(py),
             "-c",
             "import plugin_bridge, plugin_bridge.ml.inference as i; print(plugin_bridge.__file__); "
-            "print(i.models_dir())",
+            "print(i.models_dir()); from plugin_bridge.backends.dsp import _kernels as k; print(k.compiler())",
         ],
         work,
     ).stdout.split()
-    assert all(p.startswith(str(env_dir)) for p in where), where
+    assert all(p.startswith(str(env_dir)) for p in where[:2]), where
+    assert where[2] == ("c" if compiled else "numba"), where
     _run([str(env_dir / "bin" / "plugin-bridge"), "mix", "song.wav", "-o", "out", "--backend", "numpy"], work)
     report = json.loads((work / "out" / "report.json").read_text())
     assert report["model"] == "ensemble" and abs(report["output_lufs"] + 14.0) < 0.6

@@ -1,43 +1,62 @@
 """Sample-recursive loops that cannot be vectorised: written as plain Python over numpy arrays.
 
-When numba imports, each loop is compiled with ``numba.njit(cache=True)``; otherwise the same
-Python code runs as is (correct, but far slower). ``HAVE_NUMBA`` says which one is in use.
+Three ways to run them, the same numbers from each: the C extension `_ckernels` (the IIR sections
+in float32/float64 and the two envelopes, built by ``pip install`` when a C compiler is there); else
+each loop compiled by ``numba.njit(cache=True)`` at its first call (numba is imported only then: its
+start-up costs ~0.35 s per process); else the Python code as is (correct, but far slower).
+``HAVE_C`` says whether the extension is built; `compiler` which one runs a loop.
 Every kernel takes and returns its running state so that callers can stream block by block.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 
 import numpy as np
 
 log = logging.getLogger(__name__)
 
-try:  # numba is optional: the pure-Python loops below are the reference
-    import numba
+try:  # optional: built by setup.py when a C compiler is there
+    from ._ckernels import peak_envelope as _c_peak_envelope
+    from ._ckernels import release_smoother as _c_release_smoother
+    from ._ckernels import sos_filter as _c_sos_filter
 
-    HAVE_NUMBA = True
-except Exception:  # pragma: no cover - depends on the environment
-    numba = None
-    HAVE_NUMBA = False
+    HAVE_C = True
+except ImportError:  # pragma: no cover - depends on the build
+    HAVE_C = False
+
+
+@functools.cache
+def _numba():
+    """numba, imported at the first call of a loop that needs it; None when it does not import."""
+    try:
+        import numba
+    except Exception:  # pragma: no cover - depends on the environment
+        return None
+    return numba
 
 
 def _jit(func):
-    """``func`` compiled by numba when available; falls back to ``func`` if compiling fails."""
-    if not HAVE_NUMBA:
-        return func
-    state = {"run": numba.njit(cache=True, nogil=True)(func)}
+    """``func`` compiled by numba (at its first call) when numba imports; ``func`` itself otherwise,
+    or if compiling fails."""
+    state = {}
 
     def call(*args):
+        run = state.get("run")
+        if run is None:
+            numba = _numba()
+            run = state["run"] = func if numba is None else numba.njit(cache=True, nogil=True)(func)
         try:
-            return state["run"](*args)
+            return run(*args)
         except Exception as e:  # a numba failure (not a data error): keep going in pure Python
-            if state["run"] is func:
+            if run is func:
                 raise
             log.warning("numba could not compile %s (%s); using the pure-Python loop", func.__name__, e)
             state["run"] = func
             return func(*args)
 
+    call.__wrapped__ = func
     return call
 
 
@@ -125,9 +144,37 @@ def _freeverb(inp, fb, damp, cbuf, clen, coff, cpos, clast, abuf, alen, aoff, ap
 _peak_envelope_k = _jit(_peak_envelope)
 _freeverb_k = _jit(_freeverb)
 _release_smoother_k = _jit(_release_smoother)
-#: ``(sos, y, zi)``: filters ``y`` (channels, n) in place by the sections ``sos`` from the state ``zi``
-#: (sections, channels, 2), updated in place; all three of one dtype (`filters.sos_filter` prepares them).
-sos_filter_inplace = _jit(_sos_filter)
+_sos_filter_k = _jit(_sos_filter)
+
+
+_C_FLOATS = (np.dtype(np.float64), np.dtype(np.float32))
+_C_KERNELS = ("sos_filter", "peak_envelope", "release_smoother")
+
+
+def compiler(kernel: str = "sos_filter", dtype: type = np.float64) -> str:
+    """Which implementation runs ``kernel`` (``sos_filter``, ``peak_envelope``, ``release_smoother``
+    or ``freeverb``) for ``dtype`` data (float64 for all but ``sos_filter``): ``"c"``, ``"numba"``
+    or ``"python"``."""
+    if HAVE_C and kernel in _C_KERNELS and np.dtype(dtype) in _C_FLOATS:
+        return "c"
+    return "python" if _numba() is None else "numba"
+
+
+def sos_filter_inplace(sos: np.ndarray, y: np.ndarray, zi: np.ndarray) -> None:
+    """Filter ``y`` ``(channels, n)`` in place by the sections ``sos`` ``(sections, 6)`` from the state
+    ``zi`` ``(sections, channels, 2)``, updated in place; all three of one dtype and C-contiguous
+    (`filters.sos_filter` prepares them)."""
+    if (
+        HAVE_C
+        and y.dtype in _C_FLOATS
+        and sos.dtype == y.dtype == zi.dtype
+        and all(a.flags.c_contiguous for a in (sos, y, zi))
+        and y.flags.writeable
+        and zi.flags.writeable
+    ):
+        _c_sos_filter(sos, y, zi, sos.shape[0], y.shape[0], y.shape[1], y.itemsize)
+    else:
+        _sos_filter_k(sos, y, zi)
 
 
 def peak_envelope(
@@ -141,7 +188,8 @@ def peak_envelope(
     """
     x = np.ascontiguousarray(x, dtype=np.float64)
     out = np.empty_like(x)
-    last = _peak_envelope_k(x, float(env0), float(cte_attack), float(cte_release), out)
+    run = _c_peak_envelope if HAVE_C else _peak_envelope_k
+    last = run(x, float(env0), float(cte_attack), float(cte_release), out)
     return out, float(last)
 
 
@@ -153,7 +201,8 @@ def release_smoother(s: np.ndarray, g0: float, coeff: float) -> tuple[np.ndarray
     """
     s = np.ascontiguousarray(s, dtype=np.float64)
     out = np.empty_like(s)
-    last = _release_smoother_k(s, float(g0), float(coeff), out)
+    run = _c_release_smoother if HAVE_C else _release_smoother_k
+    last = run(s, float(g0), float(coeff), out)
     return out, float(last)
 
 

@@ -97,14 +97,18 @@ static PyObject *py_peak_envelope(PyObject *self, PyObject *args) {
     if (ok) {
         const double *xs = (const double *)x.buf;
         double *o = (double *)out.buf;
+        /* locals: the parsed values' addresses escaped, which would keep them in memory in the loop */
+        const double attack = cte_attack, release = cte_release;
+        double e = env;
         Py_BEGIN_ALLOW_THREADS
         for (Py_ssize_t i = 0; i < n; i++) {
             const double v = fabs(xs[i]);
-            const double cte = v > env ? cte_attack : cte_release;
-            env = v + cte * (env - v);
-            o[i] = env;
+            const double cte = v > e ? attack : release;
+            e = v + cte * (e - v);
+            o[i] = e;
         }
         Py_END_ALLOW_THREADS
+        env = e;
     }
     PyBuffer_Release(&x);
     PyBuffer_Release(&out);
@@ -125,16 +129,19 @@ static PyObject *py_release_smoother(PyObject *self, PyObject *args) {
     if (ok) {
         const double *ss = (const double *)s.buf;
         double *o = (double *)out.buf;
+        const double k = coeff; /* locals, as in peak_envelope */
+        double h = g;
         Py_BEGIN_ALLOW_THREADS
         for (Py_ssize_t i = 0; i < n; i++) {
             const double v = ss[i];
-            if (v <= g)
-                g = v;
+            if (v <= h)
+                h = v;
             else
-                g = g + coeff * (v - g);
-            o[i] = g;
+                h = h + k * (v - h);
+            o[i] = h;
         }
         Py_END_ALLOW_THREADS
+        g = h;
     }
     PyBuffer_Release(&s);
     PyBuffer_Release(&out);

@@ -1332,31 +1332,19 @@ def test_mapped_plugin_states_from_one_instance_per_plugin_hold_each_slots_value
     from plugin_bridge.effects import Effect
     from plugin_bridge.export import mapped_plugins
 
+    def comp(id_: str, threshold: float, ratio: float, attack: float, release: float, makeup: float):
+        names = ("threshold_db", "ratio", "attack_ms", "release_ms", "makeup_db")
+        return Effect(
+            id=id_,
+            type="compressor",
+            params=dict(zip(names, (threshold, ratio, attack, release, makeup), strict=True)),
+        )
+
     effects = [
         Effect(id="low", type="low_shelf", params={"cutoff_hz": 100.0, "gain_db": 4.0, "q": 0.707}),
-        Effect(
-            id="c1",
-            type="compressor",
-            params={
-                "threshold_db": -20.0,
-                "ratio": 4.0,
-                "attack_ms": 5.0,
-                "release_ms": 80.0,
-                "makeup_db": 2.0,
-            },
-        ),
+        comp("c1", -20.0, 4.0, 5.0, 80.0, 2.0),
         Effect(id="mid", type="peak", params={"cutoff_hz": 1000.0, "gain_db": -2.0, "q": 1.4}),
-        Effect(
-            id="c2",
-            type="compressor",
-            params={
-                "threshold_db": -10.0,
-                "ratio": 2.0,
-                "attack_ms": 20.0,
-                "release_ms": 200.0,
-                "makeup_db": 0.0,
-            },
-        ),
+        comp("c2", -10.0, 2.0, 20.0, 200.0, 0.0),
         Effect(id="high", type="high_shelf", params={"cutoff_hz": 7000.0, "gain_db": 3.0, "q": 0.707}),
         Effect(id="in", type="gain", params={"gain_db": -6.0}),
     ]

@@ -56,7 +56,6 @@ def _jit(func):
             state["run"] = func
             return func(*args)
 
-    call.__wrapped__ = func
     return call
 
 

@@ -327,8 +327,8 @@ def test_width_rule_never_overshoots_and_waits_for_agreement(ens, est, dead, k):
     mean, spread, applied = (float(v[0]) for v in width_rule_move(np.array([ens]), np.array([est]), dead, k))
     assert mean == pytest.approx((ens + est) / 2) and spread == pytest.approx(abs(ens - est))
     assert abs(applied) <= abs(mean) + 1e-12 and applied * mean >= 0
-    if abs(mean) <= dead + k * spread:
-        assert applied == 0.0
+    if abs(mean) <= dead + k * spread:  # at the boundary itself, the two sides round differently
+        assert abs(applied) <= 1e-12
 
 
 @pytest.mark.slow

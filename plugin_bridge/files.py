@@ -57,6 +57,16 @@ def temporary_file_beside(path: str | os.PathLike, suffix: str = ".part") -> str
     return tmp
 
 
+def work_folder_beside(path: str | os.PathLike, label: str) -> tempfile.TemporaryDirectory:
+    """A hidden temporary folder beside ``path`` for a job's intermediate files, removed when its
+    ``with`` block ends: ``.STEM.LABEL-XXXXXXXX.part``, marked ``.part`` like `temporary_file_beside`'s
+    files, so that what a killed run leaves is found by the same pattern (`batch.jobs.clean_partials`)."""
+    p = Path(path)
+    return tempfile.TemporaryDirectory(
+        prefix=f".{p.stem}.{label}-", suffix=".part", dir=p.parent if str(p.parent) else "."
+    )
+
+
 @contextmanager
 def replacing(path: str | os.PathLike, suffix: str = ".part") -> Iterator[str]:
     """Yield a temporary file beside ``path`` (`temporary_file_beside`) to write; rename it over

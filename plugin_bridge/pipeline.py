@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -29,6 +28,7 @@ from .errors import FormatError, ParameterError
 from .export import export_recipe
 from .export.plugin_slots import restore_slots, unbound_plugins
 from .export.recipe import PluginState, Recipe, load_recipe, master_entry, recipe_from_chain, session_of
+from .files import work_folder_beside
 from .graph import render_session, render_session_array
 from .loudness import integrated_loudness, is_shorter_than_block
 from .mastering import LoudnessTarget, MasterResult, MasterSettings, master_array, master_file
@@ -235,8 +235,7 @@ def render_and_master_file(
     never over the input). Memory does not grow with the song; the samples equal the in-memory
     path's (`render_array` then `apply_master`). Returns the master's report and the seconds of each stage."""
     out = check_output_path(output, (source,))
-    folder = out.parent if str(out.parent) else Path(".")
-    with tempfile.TemporaryDirectory(prefix=f".{out.stem}.mix-", suffix=".part", dir=folder) as work:
+    with work_folder_beside(out, "mix") as work:
         mixed = Path(work) / "mixed.wav"
         t = time.perf_counter()
         render_file(

@@ -167,7 +167,7 @@ def test_stems_mix_writes_every_output(mixed, song):
         "differ in length",
     ):
         assert word in text
-    assert not list(out.glob(".stems-mix-*"))  # staging removed
+    assert not list(out.glob(".mix.stems-*"))  # staging removed
 
 
 def test_silent_stem_stays_silent_and_unprocessed(mixed):

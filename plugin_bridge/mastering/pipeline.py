@@ -45,7 +45,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import tempfile
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -54,6 +53,7 @@ import numpy as np
 
 from ..audio_io import AtomicAudioWriter, check_audio_array, check_output_path
 from ..errors import ParameterError
+from ..files import work_folder_beside
 from ..loudness import amplitude_to_db, is_shorter_than_block
 from ..progress import Progress, no_progress
 from .checks import ClippingCounter, remove_dc_into
@@ -391,8 +391,7 @@ def master_file(
     source = FileSignal(input_path, downmix)
     ref = FileSignal(reference, downmix=True) if reference is not None else None
     stores: list[DiskStore] = []
-    folder = out.parent if str(out.parent) else Path(".")
-    with tempfile.TemporaryDirectory(prefix=f".{out.stem}.master-", suffix=".part", dir=folder) as work:
+    with work_folder_beside(out, "master") as work:
         renders = iter(range(1 << 30))
 
         def new_store(channels: int, frames: int) -> DiskStore:

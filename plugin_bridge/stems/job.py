@@ -31,7 +31,6 @@ import json
 import math
 import os
 import shutil
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,7 +44,7 @@ from ..errors import AudioError, ParameterError
 from ..export import export_recipe
 from ..export.names import safe_name
 from ..export.recipe import master_entry, recipe_from_session
-from ..files import write_atomic
+from ..files import work_folder_beside, write_atomic
 from ..graph import render_session
 from ..mastering import MasterSettings
 from ..pipeline import apply_master, lufs
@@ -307,7 +306,7 @@ def mix_stems(
     label = name or (stems.source.stem if stems.source.is_file() else stems.source.name) or "mix"
     data = session_data(stems, decisions, out, sr)
     session = session_from_dict(data, out, str(out / "session.yaml"))
-    with tempfile.TemporaryDirectory(prefix=".stems-mix-", suffix=".part", dir=out) as tmp:
+    with work_folder_beside(out / "mix.wav", "stems") as tmp:
         staging = Path(tmp) / "out"
         staging.mkdir()
         t = time.perf_counter()

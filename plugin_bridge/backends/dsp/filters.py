@@ -4,8 +4,8 @@ The coefficient functions reproduce ``juce::dsp::IIR::Coefficients`` (``makeLowS
 ``makePeakFilter``, ``makeHighShelf``, ``makeFirstOrderHighPass``), which is what pedalboard's
 ``LowShelfFilter``, ``PeakFilter``, ``HighShelfFilter`` and ``HighpassFilter`` run (in float32;
 we compute in float64). Each returns one second-order section ``[b0, b1, b2, 1, a1, a2]``
-normalised by a0, ready for `sos_filter` (the same numbers as ``scipy.signal.sosfilt``, compiled by
-numba: ``scipy.signal`` costs over half a second to import).
+normalised by a0, ready for `sos_filter` (the same numbers as ``scipy.signal.sosfilt``, run by the
+compiled loop of `_kernels`: ``scipy.signal`` costs over half a second to import).
 
 With ``w = 2 pi f / sr`` and ``A = sqrt(10^(gain_db/20))``:
 
